@@ -1,0 +1,437 @@
+"""Load landing files into `raw` with COPY: one file, one batch, one transaction.
+
+A file's bytes stream into a temporary landing table through COPY (memory does not grow
+with the file). One set-based statement per target table then casts every value to its
+contract type, quarantines the rows that break the contract (with file, line, column,
+value and reason) and upserts the rest by key. Landed = loaded + quarantined, always: the
+audit tables enforce it with CHECK constraints.
+
+Idempotent: an unchanged file (same checksum) is skipped; a changed file replaces the rows
+its earlier batch loaded; a failed file leaves nothing behind but a `failed` batch row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from kam.contract import Column, Table, load_contract
+from kam.mapping import ISO_DATE_FORMAT, ColumnSource, Mapping, MappingError, Target, contract_layout, date_pattern
+from kam.sources.files import FileRefused, open_tabular
+from kam.warehouse import connect
+
+log = logging.getLogger("kam.loading")
+LOADABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".parquet"}
+PROGRESS_EVERY_BYTES = 64 << 20
+QUARANTINED_VALUE_CHARS = 200
+
+
+@dataclass
+class TableCounts:
+    produced: int
+    loaded: int
+    merged: int
+    quarantined: int
+
+
+@dataclass
+class BatchResult:
+    file: str
+    mapping: str
+    status: str  # loaded | skipped | failed
+    batch_id: int | None = None
+    rows_landed: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+    message: str = ""
+    seconds: float = 0.0
+
+
+def file_checksum(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def infer_table(path: Path) -> Table:
+    """The raw table a contract-layout file feeds: its folder (landing/<source>/<table>/)
+    or, failing that, the longest table name its file name starts with."""
+    tables = load_contract()
+    if path.parent.name in tables:
+        return tables[path.parent.name]
+    stem = path.stem.lower()
+    matches = [name for name in tables if stem == name or stem.startswith(name + "_") or stem.startswith(name + ".")]
+    if not matches:
+        raise FileRefused(
+            path, "cannot tell which raw table this file feeds: put it in landing/<source>/<table>/, "
+            "name it after the table (invoices.csv), or give --table or --mapping"
+        )
+    return tables[max(matches, key=len)]
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in LOADABLE_SUFFIXES
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            raise FileRefused(path, "no such file or folder")
+    return files
+
+
+# -- SQL for one target table ------------------------------------------------------------
+
+def _landing_column(position: int) -> sql.Identifier:
+    return sql.Identifier(f"c{position}")
+
+
+def _source_text(source: ColumnSource, positions: dict[str, int]) -> sql.Composable:
+    """The column's value as text, NULL when empty."""
+
+    def file_value(name: str) -> sql.Composable:
+        return sql.SQL("nullif(btrim(l.{}), '')").format(_landing_column(positions[name]))
+
+    if source.column is not None:
+        return file_value(source.column)
+    if source.value is not None:
+        return sql.SQL("{}::text").format(sql.Literal(source.value))
+    if source.template is not None:
+        import string
+
+        parts: list[sql.Composable] = []
+        for literal, name, _, _ in string.Formatter().parse(source.template):
+            if literal:
+                parts.append(sql.Literal(literal))
+            if name:
+                parts.append(file_value(name))
+        return sql.SQL("({})").format(sql.SQL(" || ").join(parts))
+    return sql.SQL("null::text")
+
+
+@dataclass
+class _ColumnSql:
+    column: Column
+    source: sql.Composable  # text as it came
+    value: sql.Composable  # text ready to cast (dates reformatted to ISO)
+    date_format: str | None
+
+
+def _column_sql(column: Column, source: ColumnSource | None, positions: dict[str, int]) -> _ColumnSql:
+    text = _source_text(source, positions) if source else sql.SQL("null::text")
+    if column.data_type != "date":
+        return _ColumnSql(column, text, text, None)
+    date_format = (source.date_format if source else None) or ISO_DATE_FORMAT
+    regex, replacement = date_pattern(date_format)
+    value = sql.SQL("case when {src} ~ {rx} then regexp_replace({src}, {rx}, {rep}) end").format(
+        src=text, rx=sql.Literal(regex), rep=sql.Literal(replacement)
+    )
+    return _ColumnSql(column, text, value, date_format)
+
+
+def _problem(column: Column, condition: sql.Composable, value: sql.Composable, reason: str | sql.Composable):
+    reason_sql = sql.Literal(reason) if isinstance(reason, str) else reason
+    return sql.SQL(
+        "case when {cond} then jsonb_build_object('column', {col}, 'value', left({val}, {n}), 'reason', {why}) end"
+    ).format(cond=condition, col=sql.Literal(column.name), val=value, n=sql.Literal(QUARANTINED_VALUE_CHARS), why=reason_sql)
+
+
+def _checks(c: _ColumnSql, s: sql.Identifier, t: sql.Identifier, table: Table, required: bool) -> list[sql.Composable]:
+    col = c.column
+    checks = []
+    if required:
+        checks.append(_problem(col, sql.SQL("{} is null").format(s), sql.SQL("null::text"), "missing required value"))
+    if c.date_format:
+        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(s, t), s,
+                               f"not a date in the format {c.date_format}"))
+    if col.data_type == "date":
+        low, high = table.plausible_dates
+        checks.append(_problem(
+            col, sql.SQL("{} not between {} and {}").format(t, sql.Literal(low), sql.Literal(high)), s,
+            f"impossible date (outside {low} .. {high})"))
+    if col.data_type not in ("text", "date"):
+        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(s, t), s,
+                               f"not a valid {col.data_type}"))
+    if col.accepted_values:
+        checks.append(_problem(
+            col, sql.SQL("{} is not null and {} <> all({}::text[])").format(s, s, sql.Literal(list(col.accepted_values))), s,
+            "not one of: " + ", ".join(col.accepted_values)))
+    if col.min_value is not None or col.max_value is not None:
+        low = sql.Literal(col.min_value) if col.min_value is not None else sql.SQL("null")
+        high = sql.Literal(col.max_value) if col.max_value is not None else sql.SQL("null")
+        checks.append(_problem(
+            col, sql.SQL("{t} < {lo} or {t} > {hi}").format(t=t, lo=low, hi=high), s,
+            f"outside the plausible range {col.min_value} .. {col.max_value}"))
+    return checks
+
+
+def target_statement(
+    target: Target, header: list[str], batch_id: int, file_name: str, header_line: int
+) -> sql.Composed:
+    """One statement: validate, quarantine and upsert the landing rows for one raw table.
+    Returns one row: produced, loaded, merged, quarantined."""
+    table = target.table
+    positions = {name: i + 1 for i, name in enumerate(header)}
+    cols = [_column_sql(col, target.columns.get(col.name), positions) for col in table.columns]
+    src = [sql.Identifier(f"s_{c.column.name}") for c in cols]
+    val = [sql.Identifier(f"v_{c.column.name}") for c in cols]
+    typed = [sql.Identifier(c.column.name) for c in cols]
+    key = [sql.Identifier(k) for k in table.primary_key]
+
+    staged = sql.SQL(", ").join(
+        sql.SQL("{} as {}, {} as {}").format(c.source, s, c.value, v) for c, s, v in zip(cols, src, val, strict=True)
+    )
+    casts = sql.SQL(", ").join(
+        (sql.SQL("{} as {}").format(v, t) if c.column.data_type == "text" else
+         sql.SQL("case when pg_input_is_valid({v}, {ty}) then {v}::{ty_sql} end as {t}").format(
+             v=v, ty=sql.Literal(c.column.data_type), ty_sql=sql.SQL(c.column.data_type), t=t))
+        for c, v, t in zip(cols, val, typed, strict=True)
+    )
+    checks: list[sql.Composable] = []
+    for c, s, t in zip(cols, src, typed, strict=True):
+        checks += _checks(c, s, t, table, required=c.column.not_null or c.column.name in table.primary_key)
+    typed_list = sql.SQL(", ").join(typed)
+    row_hash = sql.SQL("md5(row({})::text)").format(typed_list) if target.distinct else sql.SQL("''::text")
+    key_text = sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(k) for k in key)
+    header_keys = sql.Literal(header)
+    header_values = sql.SQL(", ").join(sql.SQL("l.{}").format(_landing_column(i + 1)) for i in range(len(header)))
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = excluded.{}").format(t, t) for t in typed if t.as_string() not in {k.as_string() for k in key}
+    )
+    on_conflict = (
+        sql.SQL("do update set {}, _batch_id = excluded._batch_id, _loaded_at = now()").format(assignments)
+        if assignments.as_string() else sql.SQL("do update set _batch_id = excluded._batch_id, _loaded_at = now()")
+    )
+    return sql.SQL("""
+with staged as (
+    select l._record, {staged} from pg_temp.landing l
+), typed as (
+    select _record, {casts}, {src_list} from staged
+), checked as (
+    select *, array_remove(array[{checks}]::jsonb[], null) as problems from typed
+), ranked as (
+    select *,
+        row_number() over w as key_rank,
+        first_value(_record) over w as first_record,
+        {row_hash} = first_value({row_hash}) over w as same_as_first
+    from checked
+    window w as (partition by cardinality(problems) = 0, {key} order by _record)
+), verdict as (
+    select *,
+        case
+            when cardinality(problems) > 0 then problems
+            when key_rank > 1 and not ({distinct} and same_as_first) then array[jsonb_build_object(
+                'column', {key_names}, 'value', {key_text},
+                'reason', 'duplicate key: same ' || {key_names} || ' as line ' || (first_record + {hl}))]
+        end as final_problems,
+        cardinality(problems) = 0 and key_rank = 1 as is_loaded,
+        cardinality(problems) = 0 and key_rank > 1 and {distinct} and same_as_first as is_merged
+    from ranked
+), quarantined as (
+    insert into audit.quarantine (batch_id, file_name, line_no, table_name, column_name, value, reason, record)
+    select {batch}, {file}, v._record + {hl}, {table_name},
+        v.final_problems[1] ->> 'column', v.final_problems[1] ->> 'value',
+        (select string_agg((p ->> 'column') || ': ' || (p ->> 'reason'), '; ') from unnest(v.final_problems) p),
+        jsonb_object({header_keys}::text[], array[{header_values}]::text[])
+    from verdict v join pg_temp.landing l on l._record = v._record
+    where v.final_problems is not null
+    returning 1
+), loaded as (
+    insert into {raw} ({typed_list}, _batch_id)
+    select {typed_list}, {batch} from verdict where is_loaded
+    on conflict ({key}) {on_conflict}
+    returning 1
+)
+select (select count(*) from verdict), (select count(*) from loaded),
+       (select count(*) from verdict where is_merged), (select count(*) from quarantined)
+""").format(
+        staged=staged, casts=casts, src_list=sql.SQL(", ").join(src),
+        checks=sql.SQL(", ").join(checks), row_hash=row_hash, key=sql.SQL(", ").join(key),
+        distinct=sql.Literal(target.distinct), key_names=sql.Literal(",".join(table.primary_key)),
+        key_text=key_text, hl=sql.Literal(header_line), batch=sql.Literal(batch_id),
+        file=sql.Literal(file_name), table_name=sql.Literal(table.name), header_keys=header_keys,
+        header_values=header_values, raw=sql.Identifier("raw", table.name), typed_list=typed_list,
+        on_conflict=on_conflict,
+    )
+
+
+# -- one file ------------------------------------------------------------------------------
+
+def _copy_into_landing(conn: psycopg.Connection, stream, progress: Callable[[str], None]) -> int:
+    columns = [_landing_column(i + 1) for i in range(len(stream.header))]
+    conn.execute(sql.SQL(
+        "create temp table landing (_record bigint generated always as identity, {}) on commit drop"
+    ).format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in columns)))
+    copy_sql = sql.SQL("copy pg_temp.landing ({}) from stdin (format csv, delimiter {}, encoding {})").format(
+        sql.SQL(", ").join(columns), sql.Literal(stream.delimiter), sql.Literal(stream.pg_encoding)
+    )
+    sent = next_report = 0
+    with conn.cursor().copy(copy_sql) as copy:
+        for chunk in stream.chunks:
+            copy.write(chunk)
+            sent += len(chunk)
+            if sent >= next_report + PROGRESS_EVERY_BYTES:
+                next_report = sent
+                progress(f"  {stream.path.name}: {sent >> 20} MiB sent to COPY")
+    return conn.execute("select count(*) from pg_temp.landing").fetchone()[0]
+
+
+def _check_header(stream, mapping: Mapping) -> str:
+    missing = sorted(mapping.file_columns() - set(stream.header))
+    if missing:
+        hint = " (is the delimiter right?)" if len(stream.header) == 1 else ""
+        raise FileRefused(
+            stream.path,
+            f"the header lacks column(s) {', '.join(missing)}{hint}; it has: {', '.join(stream.header)}",
+            stream.header_line,
+        )
+    extra = sorted(set(stream.header) - mapping.file_columns())
+    return f"ignored columns not in the {'contract' if mapping.is_contract_layout else 'mapping'}: " \
+           f"{', '.join(extra)}" if extra else ""
+
+
+def _copy_error(path: Path, exc: psycopg.Error, header_line: int) -> FileRefused:
+    context = (exc.diag.context or "") if exc.diag else ""
+    line = None
+    marker = "line "
+    if marker in context:
+        digits = context.split(marker, 1)[1].split(",", 1)[0].split(":", 1)[0].strip()
+        line = int(digits) + header_line if digits.isdigit() else None
+    detail = (exc.diag.message_primary if exc.diag else None) or str(exc).splitlines()[0]
+    return FileRefused(path, f"{detail}; nothing from this file was loaded; fix or re-export it", line)
+
+
+class Loader:
+    """Loads files into one warehouse, reporting progress through `progress`."""
+
+    def __init__(self, url: str, progress: Callable[[str], None] = log.info):
+        self.url = url
+        self.progress = progress
+
+    def load_paths(self, paths: Iterable[Path], mapping: Mapping | None = None,
+                   table: Table | None = None) -> list[BatchResult]:
+        results = []
+        try:
+            files = expand_paths(paths)
+        except FileRefused as exc:
+            return [BatchResult(file=exc.path, mapping=mapping.name if mapping else "contract",
+                                status="failed", message=str(exc))]
+        self.progress(f"loading {len(files)} file(s)")
+        for number, path in enumerate(files, start=1):
+            try:
+                chosen = mapping or contract_layout(table or infer_table(path))
+            except FileRefused as exc:
+                results.append(BatchResult(file=str(path), mapping="contract", status="failed", message=str(exc)))
+                self.progress(f"[{number}/{len(files)}] FAILED {exc}")
+                continue
+            result = self.load_file(path, chosen)
+            results.append(result)
+            self.progress(f"[{number}/{len(files)}] {describe(result)}")
+        return results
+
+    def load_file(self, path: Path, mapping: Mapping) -> BatchResult:
+        started = time.monotonic()
+        path = Path(path).resolve()
+        result = BatchResult(file=str(path), mapping=mapping.name, status="failed")
+        checksum, size = file_checksum(path)
+        batch_key = f"{mapping.name}:{path}"
+        with connect(self.url, autocommit=True) as conn:
+            conn.execute("select pg_advisory_lock(hashtext(%s))", (batch_key,))
+            previous = conn.execute(
+                "select batch_id, checksum from audit.batches where batch_key = %s and status = 'loaded' "
+                "order by batch_id desc limit 1", (batch_key,)).fetchone()
+            same = conn.execute(
+                "select batch_id, file_path from audit.batches where checksum = %s and mapping = %s "
+                "and status = 'loaded' order by batch_id desc limit 1", (checksum, mapping.name)).fetchone()
+            if same:
+                result.status, result.batch_id = "skipped", same[0]
+                result.message = f"unchanged: identical content already loaded as batch {same[0]} ({same[1]})"
+                result.seconds = time.monotonic() - started
+                return result
+            batch_id = conn.execute(
+                "insert into audit.batches (batch_key, file_path, file_name, mapping, target_tables, checksum,"
+                " file_bytes, status) values (%s, %s, %s, %s, %s, %s, %s, 'loading') returning batch_id",
+                (batch_key, str(path), path.name, mapping.name, mapping.table_names, checksum, size),
+            ).fetchone()[0]
+            result.batch_id = batch_id
+            try:
+                with conn.transaction():
+                    self._load_batch(conn, path, mapping, batch_id, previous[0] if previous else None, result)
+                result.status = "loaded"
+            except (FileRefused, MappingError) as exc:
+                result.message = str(exc)
+            except psycopg.Error as exc:
+                result.message = f"{path}: the warehouse refused the load: {exc}".strip()
+            if result.status == "failed":
+                conn.execute(
+                    "update audit.batches set status = 'failed', message = %s, finished_at = now() "
+                    "where batch_id = %s", (result.message, batch_id))
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (batch_key,))
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _load_batch(self, conn: psycopg.Connection, path: Path, mapping: Mapping, batch_id: int,
+                    previous_batch: int | None, result: BatchResult) -> None:
+        hint = mapping.targets[0].table.name
+        with open(path, "rb") as handle:
+            stream = open_tabular(path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, hint)
+            notes = _check_header(stream, mapping)
+            try:
+                landed = _copy_into_landing(conn, stream, self.progress)
+            except psycopg.errors.DataError as exc:
+                raise _copy_error(path, exc, stream.header_line) from exc
+            except psycopg.errors.BadCopyFileFormat as exc:
+                raise _copy_error(path, exc, stream.header_line) from exc
+        if previous_batch is not None:
+            for target in mapping.targets:
+                conn.execute(sql.SQL("delete from {} where _batch_id = %s").format(
+                    sql.Identifier("raw", target.table.name)), (previous_batch,))
+            conn.execute("update audit.batches set status = 'superseded', finished_at = coalesce(finished_at, now()) "
+                         "where batch_id = %s", (previous_batch,))
+            notes = "; ".join(filter(None, [notes, f"replaces batch {previous_batch}"]))
+        for target in mapping.targets:
+            produced, loaded, merged, quarantined = conn.execute(
+                target_statement(target, stream.header, batch_id, path.name, stream.header_line)).fetchone()
+            result.tables[target.table.name] = TableCounts(produced, loaded, merged, quarantined)
+            conn.execute(
+                "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
+                (batch_id, target.table.name, produced, loaded, merged, quarantined))
+        quarantined_records = conn.execute(
+            "select count(distinct line_no) from audit.quarantine where batch_id = %s", (batch_id,)).fetchone()[0]
+        result.rows_landed = landed
+        result.rows_quarantined = quarantined_records
+        result.rows_loaded = landed - quarantined_records
+        result.message = notes
+        conn.execute(
+            "update audit.batches set status = 'loaded', rows_landed = %s, rows_loaded = %s, rows_quarantined = %s,"
+            " message = nullif(%s, ''), finished_at = now() where batch_id = %s",
+            (landed, result.rows_loaded, quarantined_records, notes, batch_id))
+
+
+def describe(result: BatchResult) -> str:
+    name = Path(result.file).name
+    if result.status == "skipped":
+        return f"{name}: skipped, {result.message}"
+    if result.status == "failed":
+        return f"FAILED {result.message}"
+    tables = ", ".join(f"{t} {c.loaded}" + (f" (+{c.merged} merged)" if c.merged else "")
+                       for t, c in result.tables.items())
+    return (f"{name}: {result.rows_landed} landed = {result.rows_loaded} loaded + {result.rows_quarantined} "
+            f"quarantined [{tables}] in {result.seconds:.1f}s" + (f"; {result.message}" if result.message else ""))

@@ -1,0 +1,158 @@
+"""Mapping files: how a file whose layout is not the contract becomes raw rows.
+
+A mapping names, per raw table, where each contract column comes from: a file column, a
+constant, or a template over file columns, with a date format where the file does not use
+ISO dates. One input row can feed several raw tables; `distinct: true` collapses the
+identical rows a derived entity (a customer repeated on each invoice row) produces.
+
+Every table and column name is checked against the contract, and file column names only
+ever become bind values or generated positional identifiers: a mapping cannot inject SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kam.contract import Table, get_table
+
+DATE_TOKENS = {"yyyy": r"(\d{4})", "mm": r"(\d{1,2})", "dd": r"(\d{1,2})"}
+ISO_DATE_FORMAT = "yyyy-mm-dd"
+
+
+class MappingError(ValueError):
+    """A mapping file (or a file's header against it) is not usable; the message says why."""
+
+
+@dataclass(frozen=True)
+class ColumnSource:
+    """Where one contract column's value comes from. Exactly one of column/value/template."""
+
+    column: str | None = None
+    value: str | None = None
+    template: str | None = None
+    date_format: str | None = None
+
+    def file_columns(self) -> list[str]:
+        if self.column is not None:
+            return [self.column]
+        if self.template is not None:
+            return [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
+        return []
+
+
+@dataclass(frozen=True)
+class Target:
+    table: Table
+    columns: dict[str, ColumnSource]
+    distinct: bool = False
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    targets: tuple[Target, ...]
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    description: str = ""
+    is_contract_layout: bool = field(default=False)
+
+    def file_columns(self) -> set[str]:
+        return {name for t in self.targets for src in t.columns.values() for name in src.file_columns()}
+
+    @property
+    def table_names(self) -> list[str]:
+        return [t.table.name for t in self.targets]
+
+
+def date_pattern(date_format: str) -> tuple[str, str]:
+    """A regex and a replacement that turn a date in `date_format` into ISO yyyy-mm-dd.
+
+    ISO input may carry a time part (ERP timestamps); it is dropped."""
+    tokens = re.split(r"(yyyy|mm|dd)", date_format.lower())
+    order = [t for t in tokens if t in DATE_TOKENS]
+    if sorted(order) != sorted(DATE_TOKENS):
+        raise MappingError(f"date format {date_format!r} must contain yyyy, mm and dd once each")
+    regex = "".join(DATE_TOKENS.get(t, re.escape(t)) for t in tokens)
+    groups = {token: i + 1 for i, token in enumerate(order)}
+    suffix = r"([ T].*)?" if date_format.lower() == ISO_DATE_FORMAT else ""
+    return f"^{regex}{suffix}$", f"\\{groups['yyyy']}-\\{groups['mm']}-\\{groups['dd']}"
+
+
+def _column_source(spec: object, where: str, default_date_format: str | None) -> ColumnSource:
+    if isinstance(spec, str):
+        spec = {"column": spec}
+    if not isinstance(spec, dict):
+        raise MappingError(f"{where}: expected a file column name or a mapping, got {spec!r}")
+    unknown = set(spec) - {"column", "value", "template", "format"}
+    if unknown:
+        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+    kinds = [k for k in ("column", "value", "template") if k in spec]
+    if len(kinds) != 1:
+        raise MappingError(f"{where}: give exactly one of column, value or template")
+    template = spec.get("template")
+    if template is not None:
+        try:
+            list(string.Formatter().parse(str(template)))
+        except ValueError as exc:
+            raise MappingError(f"{where}: bad template {template!r}: {exc}") from exc
+    return ColumnSource(
+        column=None if spec.get("column") is None else str(spec["column"]),
+        value=None if spec.get("value") is None else str(spec["value"]),
+        template=None if template is None else str(template),
+        date_format=spec.get("format", default_date_format),
+    )
+
+
+def load_mapping(path: Path) -> Mapping:
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MappingError(f"mapping {path}: cannot read it: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("targets"), dict):
+        raise MappingError(f"mapping {path}: needs a `targets:` section (raw table -> columns)")
+    default_date_format = document.get("date_format")
+    targets = []
+    for table_name, spec in document["targets"].items():
+        try:
+            table = get_table(str(table_name))
+        except KeyError as exc:
+            raise MappingError(f"mapping {path}: {exc.args[0]}") from exc
+        spec = spec or {}
+        columns_spec = spec.get("columns") or {}
+        where = f"mapping {path}, table {table.name}"
+        columns = {}
+        for column_name, column_spec in columns_spec.items():
+            if column_name not in table.column_index:
+                raise MappingError(
+                    f"{where}: {column_name!r} is not a column of raw.{table.name}; "
+                    f"known: {', '.join(table.column_names)}"
+                )
+            is_date = table.column(column_name).data_type == "date"
+            columns[column_name] = _column_source(
+                column_spec, f"{where}, column {column_name}", default_date_format if is_date else None
+            )
+        if missing := [k for k in table.primary_key if k not in columns]:
+            raise MappingError(f"{where}: the key column(s) {missing} must be mapped")
+        targets.append(Target(table=table, columns=columns, distinct=bool(spec.get("distinct", False))))
+    if not targets:
+        raise MappingError(f"mapping {path}: no targets")
+    return Mapping(
+        name=str(document.get("name") or Path(path).stem),
+        targets=tuple(targets),
+        encoding=document.get("encoding"),
+        delimiter=document.get("delimiter"),
+        sheet=document.get("sheet"),
+        description=str(document.get("description", "")),
+    )
+
+
+def contract_layout(table: Table) -> Mapping:
+    """The identity mapping: a file whose header is the contract's column names."""
+    columns = {c.name: ColumnSource(column=c.name) for c in table.columns}
+    return Mapping(name="contract", targets=(Target(table=table, columns=columns),), is_contract_layout=True)

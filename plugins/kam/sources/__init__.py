@@ -1,0 +1,1 @@
+"""Where rows come from: landing files, ERP databases, and the synthetic ERP."""

@@ -1,0 +1,58 @@
+-- The audit schema: what was loaded, what was refused, what was checked, what was sent.
+-- Idempotent: run on every bootstrap.
+create schema if not exists audit;
+create schema if not exists snapshots;
+
+create table if not exists audit.batches (
+    batch_id          bigint generated always as identity primary key,
+    batch_key         text        not null,  -- mapping (or 'contract') + file path
+    file_path         text        not null,
+    file_name         text        not null,
+    mapping           text        not null,
+    target_tables     text[]      not null,
+    checksum          text        not null,
+    file_bytes        bigint,
+    status            text        not null check (status in ('loading', 'loaded', 'failed', 'superseded', 'rejected')),
+    rows_landed       bigint,
+    rows_loaded       bigint,
+    rows_quarantined  bigint,
+    message           text,
+    started_at        timestamptz not null default now(),
+    finished_at       timestamptz,
+    constraint rows_add_up check (rows_landed is null or rows_landed = rows_loaded + rows_quarantined)
+);
+create index if not exists batches_key_idx on audit.batches (batch_key, status);
+create index if not exists batches_checksum_idx on audit.batches (checksum, mapping);
+
+create table if not exists audit.batch_tables (
+    batch_id          bigint not null references audit.batches on delete cascade,
+    table_name        text   not null,
+    rows_produced     bigint not null,
+    rows_loaded       bigint not null,
+    rows_merged       bigint not null,  -- identical rows collapsed (a derived entity such as a customer)
+    rows_quarantined  bigint not null,
+    primary key (batch_id, table_name),
+    constraint rows_add_up check (rows_produced = rows_loaded + rows_merged + rows_quarantined)
+);
+
+create table if not exists audit.quarantine (
+    quarantine_id     bigint generated always as identity primary key,
+    batch_id          bigint not null references audit.batches on delete cascade,
+    file_name         text   not null,
+    line_no           bigint not null,
+    table_name        text   not null,
+    column_name       text,
+    value             text,
+    reason            text   not null,
+    record            jsonb  not null,
+    quarantined_at    timestamptz not null default now()
+);
+create index if not exists quarantine_batch_idx on audit.quarantine (batch_id);
+
+create table if not exists audit.publications (
+    publication_id    bigint generated always as identity primary key,
+    as_of_date        date        not null,
+    run_id            text        not null,
+    dbt_invocation_id text,
+    published_at      timestamptz not null default now()
+);
