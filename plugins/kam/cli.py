@@ -1,2 +1,184 @@
-def main():
-    pass
+"""`kam`: the command line of the KAM warehouse.
+
+    kam warehouse start|stop|status|url     the embedded PostgreSQL (or KAM_WAREHOUSE_URL)
+    kam generate --scale N --seed S         synthetic ERP landing files + ground truth
+    kam load [--mapping FILE] PATH...       files into raw, audited, bad rows quarantined
+    kam dbt ARGS...                         dbt against the warehouse
+    kam run --date D [--dag kam_daily]      a whole DAG for one day through Airflow
+    kam demo                                all of the above on the embedded default
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from kam.settings import Settings, load_settings
+
+log = logging.getLogger("kam")
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-31") from exc
+
+
+def _yesterday() -> date:
+    return date.today() - timedelta(days=1)
+
+
+def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.warehouse import bootstrap, embedded_server, mask_url, ready_warehouse, warehouse_url
+
+    if settings.warehouse_url and args.action in ("start", "stop"):
+        _say(f"KAM_WAREHOUSE_URL is set ({mask_url(settings.warehouse_url)}); the embedded server is not used.")
+        if args.action == "start":
+            bootstrap(settings.warehouse_url)
+        return 0
+    server = embedded_server(settings)
+    if args.action == "start":
+        url = ready_warehouse(settings)
+        _say(f"warehouse running: {mask_url(url)}  (data in {server.pgdata})")
+    elif args.action == "stop":
+        _say("warehouse stopped" if server.stop() else "warehouse was not running")
+    elif args.action == "status":
+        if settings.warehouse_url:
+            _say(f"external warehouse (KAM_WAREHOUSE_URL): {mask_url(settings.warehouse_url)}")
+            return 0
+        running = server.is_running()
+        state = server.state()
+        where = mask_url(state.url()) if state else "not initialised"
+        _say(f"embedded warehouse {'running' if running else 'stopped'}: {where}  (data in {server.pgdata})")
+        return 0 if running else 3
+    elif args.action == "url":
+        # The one command whose job is to hand out the credential: `psql "$(kam warehouse url)"`.
+        _say(warehouse_url(settings))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.sources.synthetic import generate
+
+    out = Path(args.out) if args.out else settings.landing_dir
+    counts = generate(out, args.scale, args.seed, args.end_date or _yesterday(), progress=_say)
+    _say(f"wrote {sum(counts.values())} rows in {len(counts)} tables under {out} (ground truth: {out / 'ground_truth.json'})")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.contract import get_table
+    from kam.loading import Loader
+    from kam.mapping import MappingError, load_mapping
+    from kam.warehouse import ready_warehouse
+
+    try:
+        mapping = load_mapping(Path(args.mapping)) if args.mapping else None
+        table = get_table(args.table) if args.table else None
+    except (MappingError, KeyError) as exc:
+        _say(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}")
+        return 2
+    results = Loader(ready_warehouse(settings), progress=_say).load_paths(
+        [Path(p) for p in args.paths], mapping=mapping, table=table)
+    landed = sum(r.rows_landed for r in results)
+    loaded = sum(r.rows_loaded for r in results)
+    quarantined = sum(r.rows_quarantined for r in results)
+    failed = [r for r in results if r.status == "failed"]
+    _say(f"{len(results)} file(s): {landed} rows landed = {loaded} loaded + {quarantined} quarantined; "
+         f"{len(failed)} failed" + ("; see audit.quarantine for the bad rows" if quarantined else ""))
+    return 1 if failed else 0
+
+
+def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.transform import run_dbt
+    from kam.warehouse import ready_warehouse
+
+    result = run_dbt(args.dbt_args, ready_warehouse(settings), settings, as_of_date=args.date, progress=_say)
+    return result.returncode
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.orchestration import run_dag
+    from kam.warehouse import ready_warehouse
+
+    as_of = args.date or _yesterday()
+    _say(f"running {args.dag} for {as_of} through Airflow (logs: {settings.logs_dir / 'airflow'})")
+    code = run_dag(args.dag, as_of, settings, ready_warehouse(settings), progress=_say)
+    _say(f"{args.dag} for {as_of}: {'success' if code == 0 else f'FAILED (exit {code})'}")
+    return code
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.demo import run_demo
+
+    return run_demo(settings, args.scale, args.seed, args.date or _yesterday(), progress=_say)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kam", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("warehouse", help="start, stop or inspect the warehouse")
+    p.add_argument("action", choices=("start", "stop", "status", "url"))
+    p.set_defaults(func=cmd_warehouse)
+
+    p = sub.add_parser("generate", help="write synthetic ERP landing files")
+    p.add_argument("--scale", type=float, default=1.0, help="1 = about 500 customers and 50,000 invoices")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--end-date", type=_date, help="last day of history (default: yesterday)")
+    p.add_argument("--out", help="folder (default: KAM_HOME/landing)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("load", help="load files or folders into raw")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--mapping", help="mapping YAML for files not in the contract layout")
+    p.add_argument("--table", help="raw table for contract-layout files whose name does not say it")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("dbt", help="run dbt against the warehouse: kam dbt build --select staging")
+    p.add_argument("--date", type=_date, help="as-of date passed as the as_of_date var")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_dbt)
+
+    p = sub.add_parser("run", help="run a DAG for one day through Airflow")
+    p.add_argument("--date", type=_date, help="as-of date (default: yesterday)")
+    p.add_argument("--dag", default="kam_daily", choices=("kam_daily", "kam_alerts"))
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="the whole pipeline on the embedded default")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--date", type=_date, help="as-of date (default: yesterday)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    try:
+        return args.func(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: one clear line, the traceback in the log
+        log.debug("failed", exc_info=True)
+        from kam.warehouse import mask_url
+
+        message = str(exc)
+        if settings.warehouse_url:
+            message = message.replace(settings.warehouse_url, mask_url(settings.warehouse_url))
+        _say(f"error: {type(exc).__name__}: {message}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

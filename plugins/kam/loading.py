@@ -23,7 +23,15 @@ import psycopg
 from psycopg import sql
 
 from kam.contract import Column, Table, load_contract
-from kam.mapping import ISO_DATE_FORMAT, ColumnSource, Mapping, MappingError, Target, contract_layout, date_pattern
+from kam.mapping import (
+    ISO_DATE_FORMAT,
+    ColumnSource,
+    Mapping,
+    MappingError,
+    Target,
+    contract_layout,
+    date_pattern,
+)
 from kam.sources.files import FileRefused, open_tabular
 from kam.warehouse import connect
 
@@ -220,11 +228,11 @@ def target_statement(
         if assignments.as_string() else sql.SQL("do update set _batch_id = excluded._batch_id, _loaded_at = now()")
     )
     return sql.SQL("""
-with staged as (
+with staged as materialized (
     select l._record, {staged} from pg_temp.landing l
-), typed as (
+), typed as materialized (
     select _record, {casts}, {src_list} from staged
-), checked as (
+), checked as materialized (
     select *, array_remove(array[{checks}]::jsonb[], null) as problems from typed
 ), ranked as (
     select *,

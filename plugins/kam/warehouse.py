@@ -85,3 +85,51 @@ def ready_warehouse(settings: Settings) -> str:
     url = warehouse_url(settings)
     bootstrap(url)
     return url
+
+
+PUBLISHED_SCHEMA = "marts"
+PREVIOUS_SCHEMA = "marts_previous"
+
+
+def _schema_exists(conn: psycopg.Connection, schema: str) -> bool:
+    return conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone() is not None
+
+
+def _prune_unpublished_history(conn: psycopg.Connection, as_of_date, dbt_invocation_id: str | None) -> None:
+    """History tables keep one set of rows per as-of date: the published run's."""
+    tables = conn.execute(
+        "select table_name from information_schema.columns where table_schema = 'snapshots' "
+        "and column_name in ('as_of_date', 'dbt_invocation_id') group by table_name having count(*) = 2"
+    ).fetchall()
+    for (table,) in tables:
+        conn.execute(
+            sql.SQL("delete from {} where as_of_date = %s and dbt_invocation_id is distinct from %s").format(
+                sql.Identifier("snapshots", table)), (as_of_date, dbt_invocation_id))
+
+
+def publish(url: str, build_schema: str, as_of_date, run_id: str, dbt_invocation_id: str | None = None) -> int:
+    """Swap the build schema in as `marts` in one transaction (write-audit-publish).
+
+    Readers see the old marts or the new ones, never an empty or mixed schema: queries
+    already running finish on the old tables (now in marts_previous), new ones resolve
+    `marts` to the new tables after commit. The previous marts stay as marts_previous
+    until the next publish, so the swap never waits for long-running readers to finish."""
+    with connect(url, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtext('kam.publish'))")
+        try:
+            if not _schema_exists(conn, build_schema):
+                raise RuntimeError(f"nothing to publish: schema {build_schema} does not exist (did dbt build run?)")
+            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA)))
+            with conn.transaction():
+                if _schema_exists(conn, PUBLISHED_SCHEMA):
+                    conn.execute(sql.SQL("alter schema {} rename to {}").format(
+                        sql.Identifier(PUBLISHED_SCHEMA), sql.Identifier(PREVIOUS_SCHEMA)))
+                conn.execute(sql.SQL("alter schema {} rename to {}").format(
+                    sql.Identifier(build_schema), sql.Identifier(PUBLISHED_SCHEMA)))
+                _prune_unpublished_history(conn, as_of_date, dbt_invocation_id)
+                publication_id = conn.execute(
+                    "insert into audit.publications (as_of_date, run_id, dbt_invocation_id) values (%s, %s, %s) "
+                    "returning publication_id", (as_of_date, run_id, dbt_invocation_id)).fetchone()[0]
+            return publication_id
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('kam.publish'))")

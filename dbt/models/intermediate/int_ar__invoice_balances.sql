@@ -1,0 +1,136 @@
+-- Every posted invoice issued by the as-of date, with what settled it by that date.
+-- Open amount = amount - payments allocated (paid by the as-of date) - credit notes
+-- (by the as-of date) - accepted deductions (on payments made by the as-of date).
+
+with
+
+invoices as (
+
+    select * from {{ ref('stg_billing__invoices') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_erp__customers') }}
+
+),
+
+payments as (
+
+    select * from {{ ref('stg_billing__payments') }}
+
+),
+
+allocations as (
+
+    select * from {{ ref('stg_billing__payment_allocations') }}
+
+),
+
+credit_notes as (
+
+    select * from {{ ref('stg_billing__credit_notes') }}
+
+),
+
+deductions as (
+
+    select * from {{ ref('stg_billing__payment_deductions') }}
+
+),
+
+deduction_reasons as (
+
+    select * from {{ ref('deduction_reason_codes') }}
+
+),
+
+paid as (
+
+    select
+        allocations.invoice_id,
+        sum(allocations.allocated_amount) as paid_amount,
+        max(payments.payment_date) as last_payment_date
+    from allocations
+    inner join payments on allocations.payment_id = payments.payment_id
+    where payments.payment_date <= {{ as_of_date() }}
+    group by allocations.invoice_id
+
+),
+
+credited as (
+
+    select
+        invoice_id,
+        sum(credit_amount) as credited_amount,
+        max(credit_date) as last_credit_date
+    from credit_notes
+    where credit_date <= {{ as_of_date() }} and invoice_id is not null
+    group by invoice_id
+
+),
+
+deducted as (
+
+    select
+        deductions.invoice_id,
+        sum(deductions.deduction_amount) as deducted_amount,
+        max(payments.payment_date) as last_deduction_date
+    from deductions
+    inner join payments on deductions.payment_id = payments.payment_id
+    inner join deduction_reasons
+        on lower(btrim(deductions.reason_code)) = deduction_reasons.reason_code
+    where
+        deduction_reasons.is_accepted_against_invoice
+        and payments.payment_date <= {{ as_of_date() }}
+        and deductions.invoice_id is not null
+    group by deductions.invoice_id
+
+),
+
+balances as (
+
+    select
+        invoices.invoice_id,
+        invoices.invoice_number,
+        invoices.customer_id,
+        invoices.invoice_date,
+        coalesce(
+            invoices.due_date,
+            invoices.invoice_date
+            + cast(coalesce(customers.payment_terms_days, {{ policy('default_payment_terms_days') }}) as integer)
+        ) as due_date,
+        invoices.due_date is null as is_due_date_from_terms,
+        invoices.invoice_amount,
+        coalesce(paid.paid_amount, 0) as paid_amount,
+        coalesce(credited.credited_amount, 0) as credited_amount,
+        coalesce(deducted.deducted_amount, 0) as deducted_amount,
+        greatest(paid.last_payment_date, credited.last_credit_date, deducted.last_deduction_date)
+            as last_settlement_date
+    from invoices
+    left join customers on invoices.customer_id = customers.customer_id
+    left join paid on invoices.invoice_id = paid.invoice_id
+    left join credited on invoices.invoice_id = credited.invoice_id
+    left join deducted on invoices.invoice_id = deducted.invoice_id
+    where
+        invoices.invoice_status = 'posted'
+        and invoices.invoice_date <= {{ as_of_date() }}
+
+),
+
+final as (
+
+    select
+        *,
+        cast(invoice_amount - paid_amount - credited_amount - deducted_amount as numeric(18, 2)) as open_amount,
+        case
+            when invoice_amount - paid_amount - credited_amount - deducted_amount
+                < {{ policy('amount_tolerance') }}
+                then last_settlement_date
+        end as settled_date
+    from balances
+
+)
+
+select * from final

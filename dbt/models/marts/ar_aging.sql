@@ -1,0 +1,168 @@
+-- One row per customer: what is owed on the as-of date, by aging bucket, and how the
+-- customer pays. The bucket columns come from the aging_buckets seed.
+-- depends_on: {{ ref('aging_buckets') }}
+
+{%- set bucket_names = seed_column_values('aging_buckets', 'bucket_name', 'sort_order') %}
+
+with
+
+customers as (
+
+    select * from {{ ref('stg_erp__customers') }}
+
+),
+
+open_items as (
+
+    select * from {{ ref('ar_open_items') }}
+
+),
+
+balances as (
+
+    select * from {{ ref('int_ar__invoice_balances') }}
+
+),
+
+payments as (
+
+    select * from {{ ref('stg_billing__payments') }}
+
+),
+
+allocations as (
+
+    select * from {{ ref('stg_billing__payment_allocations') }}
+
+),
+
+window_start as (
+
+    select {{ as_of_date() }} - cast({{ policy('trailing_window_days') }} as integer) as first_excluded_date
+
+),
+
+open_by_customer as (
+
+    select
+        customer_id,
+        sum(open_amount) as open_amount,
+        sum(case when days_past_due <= 0 then open_amount else 0 end) as not_due_amount,
+        sum(case when days_past_due > 0 then open_amount else 0 end) as overdue_amount,
+        {%- for bucket in bucket_names %}
+        sum(case when aging_bucket = '{{ bucket }}' then open_amount else 0 end) as bucket_{{ bucket }},
+        {%- endfor %}
+        max(case when days_past_due > 0 then days_past_due end) as oldest_days_past_due,
+        count(*) as open_invoice_count
+    from open_items
+    group by customer_id
+
+),
+
+sales_12m as (
+
+    select
+        balances.customer_id,
+        sum(balances.invoice_amount) as sales_12m
+    from balances
+    cross join window_start
+    where balances.invoice_date > window_start.first_excluded_date
+    group by balances.customer_id
+
+),
+
+lateness_12m as (
+
+    -- invoices settled in the window: amount-weighted days between due date and settlement
+    select
+        balances.customer_id,
+        sum(balances.invoice_amount * greatest(balances.settled_date - balances.due_date, 0))
+        / nullif(sum(balances.invoice_amount), 0) as weighted_avg_days_late_12m
+    from balances
+    cross join window_start
+    where balances.settled_date > window_start.first_excluded_date
+    group by balances.customer_id
+
+),
+
+collection_12m as (
+
+    -- of what fell due in the window, the share settled by the as-of date
+    select
+        balances.customer_id,
+        sum(least(balances.invoice_amount, balances.paid_amount + balances.credited_amount + balances.deducted_amount))
+        / nullif(sum(balances.invoice_amount), 0) as collection_rate_12m
+    from balances
+    cross join window_start
+    where balances.due_date > window_start.first_excluded_date and balances.due_date <= {{ as_of_date() }}
+    group by balances.customer_id
+
+),
+
+allocated_per_payment as (
+
+    select
+        payment_id,
+        sum(allocated_amount) as allocated_amount
+    from allocations
+    group by payment_id
+
+),
+
+unapplied as (
+
+    -- cash received and not allocated to any invoice, plus invoices settled beyond their amount
+    select
+        customer_id,
+        sum(unapplied_amount) as unapplied_cash
+    from (
+        select
+            payments.customer_id,
+            payments.payment_amount - coalesce(allocated_per_payment.allocated_amount, 0) as unapplied_amount
+        from payments
+        left join allocated_per_payment on payments.payment_id = allocated_per_payment.payment_id
+        where payments.payment_date <= {{ as_of_date() }}
+        union all
+        select
+            customer_id,
+            -open_amount
+        from balances
+        where open_amount <= -{{ policy('amount_tolerance') }}
+    ) as unapplied_items
+    where unapplied_amount >= {{ policy('amount_tolerance') }}
+    group by customer_id
+
+),
+
+final as (
+
+    select
+        {{ as_of_date() }} as as_of_date,
+        customers.customer_id,
+        customers.customer_name,
+        customers.account_manager,
+        cast(coalesce(open_by_customer.open_amount, 0) as numeric(18, 2)) as open_amount,
+        cast(coalesce(open_by_customer.not_due_amount, 0) as numeric(18, 2)) as not_due_amount,
+        cast(coalesce(open_by_customer.overdue_amount, 0) as numeric(18, 2)) as overdue_amount,
+        {%- for bucket in bucket_names %}
+        cast(coalesce(open_by_customer.bucket_{{ bucket }}, 0) as numeric(18, 2)) as bucket_{{ bucket }},
+        {%- endfor %}
+        coalesce(open_by_customer.open_invoice_count, 0) as open_invoice_count,
+        open_by_customer.oldest_days_past_due,
+        cast(coalesce(sales_12m.sales_12m, 0) as numeric(18, 2)) as sales_12m,
+        round(coalesce(open_by_customer.open_amount, 0) / nullif(sales_12m.sales_12m, 0)
+            * {{ policy('trailing_window_days') }}, 1) as dso_days,
+        round(lateness_12m.weighted_avg_days_late_12m, 1) as weighted_avg_days_late_12m,
+        round(collection_12m.collection_rate_12m, 4) as collection_rate_12m,
+        round(coalesce(open_by_customer.open_amount, 0) / nullif(sales_12m.sales_12m, 0), 4) as ar_to_annual_sales,
+        cast(coalesce(unapplied.unapplied_cash, 0) as numeric(18, 2)) as unapplied_cash
+    from customers
+    left join open_by_customer on customers.customer_id = open_by_customer.customer_id
+    left join sales_12m on customers.customer_id = sales_12m.customer_id
+    left join lateness_12m on customers.customer_id = lateness_12m.customer_id
+    left join collection_12m on customers.customer_id = collection_12m.customer_id
+    left join unapplied on customers.customer_id = unapplied.customer_id
+
+)
+
+select * from final

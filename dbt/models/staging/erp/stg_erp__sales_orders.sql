@@ -1,0 +1,21 @@
+with
+
+source as (
+
+    select * from {{ source('erp', 'sales_orders') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        customer_id,
+        order_date,
+        status as order_status,
+        currency
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,93 @@
+"""The steps of the daily run. The DAG calls them one per task; benchmarks and tests call
+them bare. Each step is a transaction: rerunning it for the same date gives the same result."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from urllib.parse import quote
+
+from kam import transform, warehouse
+from kam.loading import Loader, describe, expand_paths
+from kam.mapping import load_mapping
+from kam.settings import Settings
+
+log = logging.getLogger("kam.pipeline")
+MAPPED_LANDING = "mapped"  # landing/mapped/<mapping name>/... files use mappings/<mapping name>.yml
+
+
+class StepFailed(RuntimeError):
+    """A pipeline step failed; the message says what and what to do."""
+
+
+def warehouse_url_from_connection(conn_id: str = "kam_warehouse") -> str:
+    """The warehouse URL from an Airflow connection (credentials never live in DAG code)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    credentials = quote(conn.login or "", safe="")
+    if conn.password:
+        credentials += ":" + quote(conn.password, safe="")
+    return f"postgresql://{credentials}@{conn.host}:{conn.port or 5432}/{conn.schema or 'postgres'}"
+
+
+def landing_files(settings: Settings) -> list[dict]:
+    """Every file waiting in the landing area, with the mapping that reads it (None for
+    files in the contract layout under landing/<source>/<table>/)."""
+    if not settings.landing_dir.exists():
+        return []
+    found = []
+    for path in expand_paths([settings.landing_dir]):
+        relative = path.relative_to(settings.landing_dir).parts
+        mapping = relative[1] if relative[0] == MAPPED_LANDING and len(relative) > 2 else None
+        found.append({"path": str(path), "mapping": mapping})
+    return found
+
+
+def load_files(url: str, settings: Settings, files: list[dict], progress: Callable[[str], None] = log.info) -> dict:
+    loader = Loader(url, progress)
+    results = []
+    for mapping_name in sorted({f["mapping"] or "" for f in files}):
+        paths = [Path(f["path"]) for f in files if (f["mapping"] or "") == mapping_name]
+        mapping = load_mapping(settings.project_dir / "mappings" / f"{mapping_name}.yml") if mapping_name else None
+        results += loader.load_paths(paths, mapping=mapping)
+    summary = {
+        "files": len(results),
+        "loaded": sum(r.status == "loaded" for r in results),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "failed": [r.message for r in results if r.status == "failed"],
+        "rows_landed": sum(r.rows_landed for r in results),
+        "rows_loaded": sum(r.rows_loaded for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "batches": [{**asdict(r), "tables": {k: asdict(v) for k, v in r.tables.items()}} for r in results],
+    }
+    if summary["failed"]:
+        raise StepFailed(
+            f"{len(summary['failed'])} file(s) could not be loaded; fix or replace them and rerun:\n  "
+            + "\n  ".join(summary["failed"])
+        )
+    progress("load: " + ", ".join(describe(r) for r in results if r.status == "loaded") if results else "load: no files")
+    return summary
+
+
+def build_marts(url: str, settings: Settings, as_of_date: date, progress: Callable[[str], None] = log.info) -> dict:
+    result = transform.run_dbt(["build"], url, settings, as_of_date=as_of_date, progress=progress)
+    if not result.ok:
+        raise StepFailed("dbt build failed; published marts are unchanged:\n  " + "\n  ".join(result.failures[:20]))
+    return {"summary": result.summary(), "invocation_id": result.invocation_id,
+            "counts": {f"{k}:{s}": n for (k, s), n in result.counts.items()}}
+
+
+def publish_marts(url: str, as_of_date: date, run_id: str, dbt_invocation_id: str) -> dict:
+    publication_id = warehouse.publish(url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id)
+    return {"publication_id": publication_id, "as_of_date": as_of_date.isoformat()}
+
+
+def as_of_date_from_context(context) -> date:
+    """The day a run is for: its logical date (the start of the daily data interval), so a
+    backfill of a past day computes that day's marts."""
+    logical = context.get("logical_date") or context["dag_run"].logical_date or context["data_interval_start"]
+    return logical.date()
