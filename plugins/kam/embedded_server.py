@@ -185,7 +185,7 @@ class EmbeddedServer:
         admin_url = state.url(role=SUPERUSER, password=state.superuser_password, database="postgres")
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(
-                sql.SQL("create role {} login createrole password {}").format(
+                sql.SQL("create role {} login createrole createdb password {}").format(
                     sql.Identifier(PROJECT_ROLE), sql.Literal(state.role_password)
                 )
             )

@@ -161,21 +161,23 @@ def _problem(column: Column, condition: sql.Composable, value: sql.Composable, r
     ).format(cond=condition, col=sql.Literal(column.name), val=value, n=sql.Literal(QUARANTINED_VALUE_CHARS), why=reason_sql)
 
 
-def _checks(c: _ColumnSql, s: sql.Identifier, t: sql.Identifier, table: Table, required: bool) -> list[sql.Composable]:
+def _checks(c: _ColumnSql, s: sql.Identifier, v: sql.Identifier, t: sql.Identifier, table: Table,
+            required: bool) -> list[sql.Composable]:
+    """Problems of one column: s is the text as it came, v the text ready to cast, t the typed value."""
     col = c.column
     checks = []
     if required:
         checks.append(_problem(col, sql.SQL("{} is null").format(s), sql.SQL("null::text"), "missing required value"))
     if c.date_format:
-        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(s, t), s,
+        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(s, v), s,
                                f"not a date in the format {c.date_format}"))
     if col.data_type == "date":
         low, high = table.plausible_dates
         checks.append(_problem(
             col, sql.SQL("{} not between {} and {}").format(t, sql.Literal(low), sql.Literal(high)), s,
             f"impossible date (outside {low} .. {high})"))
-    if col.data_type not in ("text", "date"):
-        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(s, t), s,
+    if col.data_type != "text":
+        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(v, t), s,
                                f"not a valid {col.data_type}"))
     if col.accepted_values:
         checks.append(_problem(
@@ -213,8 +215,8 @@ def target_statement(
         for c, v, t in zip(cols, val, typed, strict=True)
     )
     checks: list[sql.Composable] = []
-    for c, s, t in zip(cols, src, typed, strict=True):
-        checks += _checks(c, s, t, table, required=c.column.not_null or c.column.name in table.primary_key)
+    for c, s, v, t in zip(cols, src, val, typed, strict=True):
+        checks += _checks(c, s, v, t, table, required=c.column.not_null or c.column.name in table.primary_key)
     typed_list = sql.SQL(", ").join(typed)
     row_hash = sql.SQL("md5(row({})::text)").format(typed_list) if target.distinct else sql.SQL("''::text")
     key_text = sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(k) for k in key)
@@ -231,7 +233,7 @@ def target_statement(
 with staged as materialized (
     select l._record, {staged} from pg_temp.landing l
 ), typed as materialized (
-    select _record, {casts}, {src_list} from staged
+    select _record, {casts}, {src_list}, {val_list} from staged
 ), checked as materialized (
     select *, array_remove(array[{checks}]::jsonb[], null) as problems from typed
 ), ranked as (
@@ -270,7 +272,7 @@ with staged as materialized (
 select (select count(*) from verdict), (select count(*) from loaded),
        (select count(*) from verdict where is_merged), (select count(*) from quarantined)
 """).format(
-        staged=staged, casts=casts, src_list=sql.SQL(", ").join(src),
+        staged=staged, casts=casts, src_list=sql.SQL(", ").join(src), val_list=sql.SQL(", ").join(val),
         checks=sql.SQL(", ").join(checks), row_hash=row_hash, key=sql.SQL(", ").join(key),
         distinct=sql.Literal(target.distinct), key_names=sql.Literal(",".join(table.primary_key)),
         key_text=key_text, hl=sql.Literal(header_line), batch=sql.Literal(batch_id),

@@ -103,9 +103,9 @@ balances as (
         ) as due_date,
         invoices.due_date is null as is_due_date_from_terms,
         invoices.invoice_amount,
-        coalesce(paid.paid_amount, 0) as paid_amount,
-        coalesce(credited.credited_amount, 0) as credited_amount,
-        coalesce(deducted.deducted_amount, 0) as deducted_amount,
+        cast(coalesce(paid.paid_amount, 0) as numeric(18, 2)) as paid_amount,
+        cast(coalesce(credited.credited_amount, 0) as numeric(18, 2)) as credited_amount,
+        cast(coalesce(deducted.deducted_amount, 0) as numeric(18, 2)) as deducted_amount,
         greatest(paid.last_payment_date, credited.last_credit_date, deducted.last_deduction_date)
             as last_settlement_date
     from invoices

@@ -1,0 +1,33 @@
+"""The main job end to end: `kam demo` through Airflow on its own KAM_HOME, twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import rows, run_kam, scalar
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, warehouse):
+    first = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert "=== KAM demo: done ===" in first.stdout
+    assert "raw rows:" in first.stdout and "tests passed" in first.stdout
+    assert "****" in first.stdout
+    password_in_url = warehouse.split(":")[2].split("@")[0]
+    assert password_in_url not in first.stdout
+    before = {t: scalar(warehouse, f"select count(*) from raw.{t}") for t in ("invoices", "payments", "customers")}  # noqa: S608
+    assert before["invoices"] > 4000
+    marts_before = scalar(warehouse, "select count(*) from marts.ar_open_items")
+    assert marts_before > 0
+
+    second = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env)
+    assert second.returncode == 0, second.stdout[-4000:]
+    after = {t: scalar(warehouse, f"select count(*) from raw.{t}") for t in before}  # noqa: S608
+    assert after == before
+    assert scalar(warehouse, "select count(*) from marts.ar_open_items") == marts_before
+    assert scalar(warehouse, "select count(*) from audit.batches where status = 'loaded'") == 21
+    assert rows(warehouse, "select count(*), count(distinct as_of_date) from audit.publications") == [(2, 1)]
+    assert scalar(warehouse, "select count(*) from marts.ar_aging_daily") == scalar(
+        warehouse, "select count(*) from marts.ar_aging")
