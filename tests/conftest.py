@@ -35,17 +35,22 @@ def make_settings(home: Path, url: str | None) -> Settings:
     return Settings(home=home, project_dir=PROJECT_DIR, warehouse_url=url, warehouse_port=None)
 
 
+def _admin(state) -> psycopg.Connection:
+    return psycopg.connect(state.url(role="postgres", password=state.superuser_password, database="postgres"),
+                           autocommit=True)
+
+
 def create_database(state, name: str) -> str:
-    with psycopg.connect(state.url(database="kam"), autocommit=True) as conn:
+    with _admin(state) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {} owner kam").format(sql.Identifier(name)))
     url = state.url(database=name)
     bootstrap(url)
     return url
 
 
 def drop_database(state, name: str) -> None:
-    with psycopg.connect(state.url(database="kam"), autocommit=True) as conn:
+    with _admin(state) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
