@@ -18,39 +18,16 @@ Run one day by hand: `kam run --date YYYY-MM-DD`.
 
 from __future__ import annotations
 
-import functools
-import os
-from datetime import timedelta
-
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-MARTS_ASSET = Asset(name="kam_marts", uri="kam://warehouse/marts")
-WAREHOUSE_CONN_ID = "kam_warehouse"
-# `kam run` shortens the delay; production keeps five minutes for a flaky network or server.
-RETRY_DELAY = timedelta(seconds=int(os.environ.get("KAM_RETRY_DELAY_SECONDS", "300")))
+from kam.dag_support import MARTS_ASSET, RETRY_DELAY, WAREHOUSE_CONN_ID, fail_fast_on_bad_data
 
 
 def _as_of_date():
     from kam.pipeline import as_of_date_from_context
 
     return as_of_date_from_context(get_current_context())
-
-
-def fail_fast_on_bad_data(step):
-    """Bad data or configuration fails the task at once: a retry cannot fix it."""
-
-    @functools.wraps(step)
-    def run(*args, **kwargs):
-        from kam.pipeline import StepFailed
-
-        try:
-            return step(*args, **kwargs)
-        except StepFailed as exc:
-            raise AirflowFailException(str(exc)) from exc
-
-    return run
 
 
 @dag(
@@ -93,8 +70,12 @@ def kam_daily():
         from kam.pipeline import publish_marts, warehouse_url_from_connection
 
         context = get_current_context()
-        published = publish_marts(warehouse_url_from_connection(WAREHOUSE_CONN_ID), _as_of_date(), context["run_id"],
-                                  build_summary["invocation_id"])
+        published = publish_marts(
+            warehouse_url_from_connection(WAREHOUSE_CONN_ID),
+            _as_of_date(),
+            context["run_id"],
+            build_summary["invocation_id"],
+        )
         context["outlet_events"][MARTS_ASSET].extra = {"as_of_date": published["as_of_date"]}
         return published
 

@@ -11,7 +11,7 @@ import pytest
 
 from kam.settings import PROJECT_DIR
 
-DAG_IDS = {"kam_daily"}
+DAG_IDS = {"kam_daily", "kam_alerts"}
 HEAVY_MODULES = ("pandas", "great_expectations", "dbt", "psycopg", "pyarrow", "openpyxl", "kam.loading",
                  "kam.transform", "kam.warehouse")
 
@@ -23,7 +23,8 @@ socket.socket.connect = no_network
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 dags = {dag_id: {"tags": sorted(dag.tags), "retries": [t.retries for t in dag.tasks],
-                 "doc": bool(dag.doc_md), "tasks": sorted(t.task_id for t in dag.tasks)} for dag_id, dag in bag.dags.items()}
+                 "doc": bool(dag.doc_md), "tasks": sorted(t.task_id for t in dag.tasks),
+                 "schedule": str(getattr(dag.timetable, "asset_condition", None) or dag.schedule), "outlets": sorted(str(o.name) for t in dag.tasks for o in t.outlets)} for dag_id, dag in bag.dags.items()}
 heavy = [m for m in sys.argv[2].split(",") if m in sys.modules]
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags, "heavy": heavy}))
 """
@@ -56,6 +57,11 @@ def test_dags_have_tags_retries_and_docs(parsed):
 
 def test_kam_daily_runs_the_documented_steps(parsed):
     assert parsed["dags"]["kam_daily"]["tasks"] == ["dbt_build", "extract", "load_raw", "publish"]
+
+
+def test_kam_alerts_is_scheduled_on_the_asset_kam_daily_publishes(parsed):
+    assert parsed["dags"]["kam_daily"]["outlets"] == ["kam_marts"]
+    assert "kam_marts" in parsed["dags"]["kam_alerts"]["schedule"]
 
 
 def test_parsing_imports_nothing_heavy(parsed):

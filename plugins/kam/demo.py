@@ -33,18 +33,22 @@ def summary_lines(url: str, settings: Settings) -> list[str]:
 def run_demo(settings: Settings, scale: float, seed: int, as_of: date, progress: Callable[[str], None] = print) -> int:
     progress(f"KAM demo in {settings.home} — as of {as_of}")
     url = ready_warehouse(settings)
-    progress(f"1/3 warehouse ready: {mask_url(url)}")
-    progress(f"2/3 generating scale-{scale:g} ERP and billing files into {settings.landing_dir}")
+    progress(f"1/4 warehouse ready: {mask_url(url)}")
+    progress(f"2/4 generating scale-{scale:g} ERP and billing files into {settings.landing_dir}")
     generate(settings.landing_dir, scale, seed, as_of, progress=progress)
-    progress("3/3 running kam_daily through Airflow (extract -> load -> dbt build -> publish)")
-    code = run_dag("kam_daily", as_of, settings, url, progress=progress)
-    if code != 0:
-        progress(f"kam_daily FAILED (exit {code}); the task logs are under {settings.logs_dir / 'airflow'}")
-        return code
+    for step, dag_id, what in (("3/4", "kam_daily", "extract -> load -> dbt build -> publish"),
+                               ("4/4", "kam_alerts", "overdue lists to account managers, summary to finance")):
+        progress(f"{step} running {dag_id} through Airflow ({what})")
+        code = run_dag(dag_id, as_of, settings, url, progress=progress)
+        if code != 0:
+            progress(f"{dag_id} FAILED (exit {code}); the task logs are under {settings.logs_dir / 'airflow'}")
+            return code
     progress("")
     progress("=== KAM demo: done ===")
     for line in summary_lines(url, settings):
         progress(line)
+    outbox = sorted(settings.outbox_dir.glob("*.eml")) if settings.outbox_dir.exists() else []
+    progress(f"emails: {len(outbox)} messages in {settings.outbox_dir} (audit.alert_ledger says what was sent when)")
     progress(f"warehouse: {mask_url(url)}  (full URL: .venv/bin/kam warehouse url)")
     progress("next: psql \"$(.venv/bin/kam warehouse url)\" -c 'select * from marts.ar_aging limit 5'")
     progress(f"      ground truth of the injected cases: {settings.landing_dir / 'ground_truth.json'}")

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from kam.mail_catcher import MailCatcher
 from kam.settings import Settings
 
 WAREHOUSE_CONN_ENV = "AIRFLOW_CONN_KAM_WAREHOUSE"
+SMTP_CONN_ENV = "AIRFLOW_CONN_KAM_SMTP"
 
 
 def airflow_env(settings: Settings, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -62,7 +64,13 @@ def ensure_airflow_db(settings: Settings, env: dict[str, str], progress: Callabl
 
 def run_dag(dag_id: str, as_of_date: date, settings: Settings, url: str,
             progress: Callable[[str], None] = print, extra_env: dict[str, str] | None = None) -> int:
-    """Run one DAG for one day with `airflow dags test`; returns its exit code."""
+    """Run one DAG for one day with `airflow dags test`; returns its exit code. Without an
+    SMTP connection configured, the embedded mail catcher (KAM_HOME/outbox) serves it."""
     env = airflow_env(settings, url, extra_env)
     ensure_airflow_db(settings, env, progress)
-    return _airflow(["dags", "test", dag_id, as_of_date.isoformat()], env, progress)
+    command = ["dags", "test", dag_id, as_of_date.isoformat()]
+    if SMTP_CONN_ENV in env:
+        return _airflow(command, env, progress)
+    with MailCatcher(settings.outbox_dir) as catcher:
+        env[SMTP_CONN_ENV] = catcher.connection_uri
+        return _airflow(command, env, progress)

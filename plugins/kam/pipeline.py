@@ -91,3 +91,33 @@ def as_of_date_from_context(context) -> date:
     backfill of a past day computes that day's marts."""
     logical = context.get("logical_date") or context["dag_run"].logical_date or context["data_interval_start"]
     return logical.date()
+
+
+def smtp_from_connection(conn_id: str = "kam_smtp"):
+    from airflow.sdk import BaseHook
+
+    from kam.alerts import Smtp
+
+    conn = BaseHook.get_connection(conn_id)
+    return Smtp(host=conn.host or "127.0.0.1", port=int(conn.port or 25), login=conn.login or None,
+                password=conn.password or None, starttls=bool(conn.extra_dejson.get("starttls", False)))
+
+
+def send_overdue_alerts(url: str, settings: Settings, as_of_date: date, smtp,
+                        progress: Callable[[str], None] = log.info) -> dict:
+    """The overdue lists (one per account manager) and the finance summary, each sent once."""
+    from kam import alerts
+
+    with warehouse.connect(url) as conn:
+        try:
+            alerts.require_published(conn, as_of_date)
+        except alerts.MartsNotPublished as exc:
+            raise StepFailed(str(exc)) from exc
+        messages = alerts.overdue_messages(conn, as_of_date, settings.recipients)
+        messages.append(alerts.finance_summary_message(conn, as_of_date, settings.recipients))
+    report = alerts.deliver(url, messages, smtp, settings.recipients.mail_from, progress)
+    if report.failed:
+        # Not StepFailed: a mail server that is down is worth retrying.
+        raise RuntimeError(f"{len(report.failed)} message(s) not sent yet; the retry sends only those:\n  "
+                           + "\n  ".join(report.failed))
+    return {"sent": report.sent, "already_sent": report.already_sent, "messages": len(messages)}

@@ -13,12 +13,39 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
+def _addresses(variable: str, default: str) -> tuple[str, ...]:
+    return tuple(a.strip() for a in os.environ.get(variable, default).split(",") if a.strip())
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Who gets the lists that no single account manager owns. From the environment, so a
+    deployment sets them without touching code (KAM_FINANCE_EMAILS=a@x,b@x ...)."""
+
+    mail_from: str = "kam-warehouse@example.com"
+    finance: tuple[str, ...] = ("finance@example.com",)
+    finance_manager: tuple[str, ...] = ("finance.manager@example.com",)
+    credit_control: tuple[str, ...] = ("credit.control@example.com",)
+    data_engineering: tuple[str, ...] = ("data.engineering@example.com",)
+
+    @classmethod
+    def from_environment(cls) -> Recipients:
+        return cls(
+            mail_from=os.environ.get("KAM_MAIL_FROM", cls.mail_from),
+            finance=_addresses("KAM_FINANCE_EMAILS", ",".join(cls.finance)),
+            finance_manager=_addresses("KAM_FINANCE_MANAGER_EMAILS", ",".join(cls.finance_manager)),
+            credit_control=_addresses("KAM_CREDIT_CONTROL_EMAILS", ",".join(cls.credit_control)),
+            data_engineering=_addresses("KAM_DATA_ENGINEERING_EMAILS", ",".join(cls.data_engineering)),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
     project_dir: Path
     warehouse_url: str | None
     warehouse_port: int | None
+    recipients: Recipients = Recipients()
 
     @property
     def landing_dir(self) -> Path:
@@ -70,4 +97,5 @@ def load_settings() -> Settings:
         project_dir=Path(os.environ.get("KAM_PROJECT_DIR") or PROJECT_DIR).resolve(),
         warehouse_url=os.environ.get("KAM_WAREHOUSE_URL") or None,
         warehouse_port=int(port) if port else None,
+        recipients=Recipients.from_environment(),
     )

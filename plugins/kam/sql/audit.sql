@@ -56,3 +56,19 @@ create table if not exists audit.publications (
     dbt_invocation_id text,
     published_at      timestamptz not null default now()
 );
+
+-- One row per message the alert DAG means to send: a retry or rerun for the same as-of
+-- date and recipient never sends it twice; a failed send is retried and recorded.
+create table if not exists audit.alert_ledger (
+    message_key       text primary key,  -- alert type / as-of date / recipient
+    alert_type        text        not null,
+    as_of_date        date        not null,
+    recipients        text        not null,
+    subject           text        not null,
+    message_id        text        not null,
+    status            text        not null check (status in ('pending', 'sent', 'failed')),
+    attempts          integer     not null default 0,
+    last_error        text,
+    first_attempt_at  timestamptz not null default now(),
+    sent_at           timestamptz
+);

@@ -1,0 +1,255 @@
+"""Alert emails built from the published marts, sent once each through a ledger.
+
+Every value that came from data is escaped for HTML, kept out of headers, and neutralised
+in CSV attachments (a cell starting with = + - @ would run as a spreadsheet formula).
+Each account manager receives only their own customers.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import logging
+import re
+import smtplib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import psycopg
+
+from kam.settings import Recipients
+from kam.warehouse import connect
+
+log = logging.getLogger("kam.alerts")
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CELL_CHARS = 300
+UNASSIGNED = "(no account manager)"
+
+
+class MartsNotPublished(RuntimeError):
+    """The marts are not published for the date the alerts are for."""
+
+
+@dataclass
+class Smtp:
+    host: str
+    port: int
+    login: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 30.0
+
+
+@dataclass
+class AlertMessage:
+    alert_type: str
+    as_of_date: date
+    to: tuple[str, ...]
+    subject: str
+    html: str
+    text: str
+    cc: tuple[str, ...] = ()
+    attachments: list[tuple[str, bytes, str]] = field(default_factory=list)  # (file name, bytes, mime type)
+
+    @property
+    def key(self) -> str:
+        return f"{self.alert_type}/{self.as_of_date.isoformat()}/{','.join(sorted(self.to))}"
+
+    @property
+    def message_id(self) -> str:
+        # Deterministic: a message resent after a lost acknowledgement carries the same id.
+        return f"<{hashlib.sha256(self.key.encode()).hexdigest()[:32]}@kam-warehouse>"
+
+    def to_email(self, mail_from: str) -> EmailMessage:
+        email = EmailMessage()
+        email["From"] = mail_from
+        email["To"] = ", ".join(self.to)
+        if self.cc:
+            email["Cc"] = ", ".join(self.cc)
+        email["Subject"] = self.subject
+        email["Date"] = formatdate(localtime=False)
+        email["Message-ID"] = self.message_id
+        email.set_content(self.text)
+        email.add_alternative(self.html, subtype="html")
+        for name, payload, mime in self.attachments:
+            maintype, subtype = mime.split("/", 1)
+            email.add_attachment(payload, maintype=maintype, subtype=subtype, filename=name)
+        return email
+
+
+# -- safe rendering ------------------------------------------------------------------------------
+
+def single_line(value: object, limit: int = CELL_CHARS) -> str:
+    """Text fit for one table cell or a subject: no line breaks, bounded length."""
+    text = re.sub(r"[\r\n\t\x00-\x1f\x7f]+", " ", "" if value is None else str(value)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def valid_address(address: str | None) -> bool:
+    return bool(address) and EMAIL_PATTERN.match(address) is not None
+
+
+def money(amount: Decimal | float | None) -> str:
+    return f"{Decimal(amount or 0):,.2f}"
+
+
+def html_table(columns: Sequence[str], records: Iterable[Sequence[object]]) -> str:
+    head = "".join(f"<th style='text-align:left;padding:4px 8px'>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='padding:4px 8px'>{html.escape(single_line(v))}</td>" for v in record) + "</tr>"
+        for record in records
+    )
+    return f"<table style='border-collapse:collapse;font-family:sans-serif;font-size:13px'><tr>{head}</tr>{body}</table>"
+
+
+def csv_attachment(columns: Sequence[str], records: Iterable[Sequence[object]]) -> bytes:
+    """UTF-8 with BOM so Excel shows Chinese names."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow([spreadsheet_safe(single_line(v, 2000) if isinstance(v, str) else v) for v in record])
+    return b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
+
+
+def page(title: str, intro: str, table: str, note: str = "") -> str:
+    return (f"<html><body style='font-family:sans-serif'><h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>"
+            f"{table}<p style='color:#666'>{html.escape(note)}</p></body></html>")
+
+
+# -- reading the published marts -----------------------------------------------------------------
+
+def published_as_of(conn: psycopg.Connection) -> date | None:
+    row = conn.execute("select as_of_date from audit.publications order by publication_id desc limit 1").fetchone()
+    return row[0] if row else None
+
+
+def require_published(conn: psycopg.Connection, as_of: date) -> None:
+    published = published_as_of(conn)
+    if published != as_of:
+        raise MartsNotPublished(
+            f"the published marts are as of {published or 'never'}, not {as_of}: alerts are only sent from "
+            f"published marts. Run kam_daily for {as_of} first (kam run --date {as_of})."
+        )
+
+
+OVERDUE_COLUMNS = ("Customer", "Customer ID", "Invoice", "Invoice date", "Due date", "Days past due",
+                   "Open amount", "Escalation")
+
+
+def overdue_messages(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> list[AlertMessage]:
+    """One email per account manager with only that manager's overdue invoices, sorted by
+    days past due; the finance manager is copied when an invoice reached that escalation."""
+    records = conn.execute("""
+        select account_manager, account_manager_email, customer_name, customer_id, invoice_number,
+               invoice_date, due_date, days_past_due, open_amount, escalation_label, copy_finance_manager
+        from marts.overdue_invoices
+        order by account_manager_email nulls last, days_past_due desc, invoice_id""").fetchall()
+    by_manager: dict[str, list[tuple]] = {}
+    names: dict[str, str] = {}
+    for record in records:
+        address = record[1] if valid_address(record[1]) else None
+        key = address or UNASSIGNED
+        by_manager.setdefault(key, []).append(record)
+        names[key] = single_line(record[0], 80) if address else UNASSIGNED
+    messages = []
+    for address, items in by_manager.items():
+        total = sum(Decimal(r[8]) for r in items)
+        table_rows = [(r[2], r[3], r[4], r[5], r[6], r[7], money(r[8]), r[9]) for r in items]
+        csv_rows = [(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in items]
+        to = (address,) if address != UNASSIGNED else recipients.finance
+        cc = recipients.finance_manager if any(r[10] for r in items) else ()
+        subject = f"[KAM] {len(items)} overdue invoices, {money(total)} overdue, as of {as_of}"
+        intro = (f"{names[address]}: {len(items)} invoices of your customers are past due, {money(total)} in total, "
+                 f"as of {as_of}. The oldest come first; the CSV attachment has the same list.")
+        messages.append(AlertMessage(
+            alert_type="overdue", as_of_date=as_of, to=to, cc=cc, subject=subject,
+            html=page(f"Overdue invoices as of {as_of}", intro, html_table(OVERDUE_COLUMNS, table_rows),
+                      "Sent by the KAM warehouse from the published marts (marts.overdue_invoices)."),
+            text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
+            attachments=[(f"overdue_{as_of}.csv", csv_attachment(OVERDUE_COLUMNS, csv_rows), "text/csv")],
+        ))
+    return messages
+
+
+def finance_summary_message(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> AlertMessage:
+    """The finance list's view: overdue by account manager and escalation, largest first."""
+    records = conn.execute("""
+        select coalesce(account_manager, %s), count(*), sum(open_amount), max(days_past_due),
+               count(*) filter (where copy_finance_manager)
+        from marts.overdue_invoices group by 1 order by 3 desc""", (UNASSIGNED,)).fetchall()
+    total = sum(Decimal(r[2]) for r in records)
+    columns = ("Account manager", "Overdue invoices", "Overdue amount", "Oldest days past due", "Escalated")
+    table_rows = [(r[0], r[1], money(r[2]), r[3], r[4]) for r in records]
+    intro = f"{sum(r[1] for r in records)} invoices are overdue, {money(total)} in total, as of {as_of}."
+    return AlertMessage(
+        alert_type="finance_summary", as_of_date=as_of, to=recipients.finance,
+        subject=f"[KAM] Overdue summary: {money(total)} overdue, as of {as_of}",
+        html=page(f"Overdue summary as of {as_of}", intro, html_table(columns, table_rows)),
+        text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
+        attachments=[(f"overdue_summary_{as_of}.csv", csv_attachment(columns, records), "text/csv")],
+    )
+
+
+# -- sending, once -------------------------------------------------------------------------------
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    already_sent: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def deliver(url: str, messages: Sequence[AlertMessage], smtp: Smtp, mail_from: str,
+            progress: Callable[[str], None] = log.info) -> DeliveryReport:
+    """Send each message unless the ledger says it was sent. A failure is recorded and the
+    others still go; the caller fails the task so Airflow retries the rest."""
+    report = DeliveryReport()
+    with connect(url, autocommit=True) as conn:
+        for message in messages:
+            conn.execute(
+                "insert into audit.alert_ledger (message_key, alert_type, as_of_date, recipients, subject, message_id,"
+                " status) values (%s, %s, %s, %s, %s, %s, 'pending') on conflict (message_key) do nothing",
+                (message.key, message.alert_type, message.as_of_date, ", ".join(message.to + message.cc),
+                 message.subject, message.message_id))
+            with conn.transaction():
+                status = conn.execute("select status from audit.alert_ledger where message_key = %s for update",
+                                      (message.key,)).fetchone()[0]
+                if status == "sent":
+                    report.already_sent += 1
+                    continue
+                try:
+                    _send(message.to_email(mail_from), smtp)
+                except (OSError, smtplib.SMTPException) as exc:
+                    conn.execute("update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
+                                 " last_error = %s where message_key = %s", (str(exc)[:500], message.key))
+                    report.failed.append(f"{message.key}: {exc}")
+                    continue
+                conn.execute("update audit.alert_ledger set status = 'sent', attempts = attempts + 1,"
+                             " last_error = null, sent_at = now() where message_key = %s", (message.key,))
+                report.sent += 1
+    progress(f"alerts: {report.sent} sent, {report.already_sent} already sent earlier, {len(report.failed)} failed")
+    return report
+
+
+def _send(email: EmailMessage, smtp: Smtp) -> None:
+    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
+        if smtp.starttls:
+            client.starttls()
+        if smtp.login:
+            client.login(smtp.login, smtp.password or "")
+        client.send_message(email)

@@ -1,0 +1,158 @@
+"""Alert emails: only each manager's customers, hostile data neutralised, every message
+delivered exactly once through the ledger (SMTP down included)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import date
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from kam.alerts import Smtp, deliver, finance_summary_message, overdue_messages
+from kam.embedded_server import free_port
+from kam.pipeline import StepFailed, send_overdue_alerts
+from kam.settings import Recipients
+from tests.conftest import make_settings, rows, scalar
+
+AS_OF = date(2026, 6, 30)
+RECIPIENTS = Recipients()
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, Smtp("127.0.0.1", controller.port)
+    controller.stop()
+
+
+def publish_overdue(url: str, items: list[tuple]) -> None:
+    """A hand-made published marts.overdue_invoices (the alert side only reads it)."""
+    with psycopg.connect(url) as conn:
+        conn.execute("create schema marts")
+        conn.execute("""create table marts.overdue_invoices (
+            as_of_date date, invoice_id text, invoice_number text, customer_id text, customer_name text,
+            account_manager text, account_manager_email text, invoice_date date, due_date date,
+            invoice_amount numeric(18,2), open_amount numeric(18,2), days_past_due int, aging_bucket text,
+            escalation_level int, escalation_label text, copy_finance_manager boolean)""")
+        for n, (customer, name, manager, manager_email, days, amount) in enumerate(items):
+            conn.execute(
+                "insert into marts.overdue_invoices values (%s, %s, %s, %s, %s, %s, %s, '2026-01-01', '2026-02-01',"
+                " %s, %s, %s, '1_30', %s, 'level', %s)",
+                (AS_OF, f"I{n}", f"N{n}", customer, name, manager, manager_email, amount, amount, days,
+                 1 if days < 61 else 3, days >= 61))
+        conn.execute("insert into audit.publications (as_of_date, run_id) values (%s, 'test')", (AS_OF,))
+
+
+LOOKALIKES = [
+    ("C1", "Acme Trading Ltd", "Ann", "ann@example.com", 10, 100),
+    ("C2", "Acme Trading Ltd.", "Bob", "bob@example.com", 70, 200),   # looks like C1, belongs to Bob
+    ("C3", "ACME TRADING LTD", "Ann", "ann@example.com", 40, 50),
+]
+HOSTILE = [
+    ("C9", "<script>alert(1)</script>\r\nBcc: victim@example.com", "Eve\nBcc: x@example.com",
+     "eve@example.com\r\nBcc: x@example.com", 5, 10),
+    ("C8", "=HYPERLINK(\"http://evil\",\"click\")", "Ann", "ann@example.com", 3, 20),
+    ("C7", "x" * 5000, "Ann", "ann@example.com", 2, 30),
+]
+
+
+def test_each_manager_gets_only_their_customers_even_with_lookalike_names(warehouse, smtp_server):
+    inbox, smtp = smtp_server
+    publish_overdue(warehouse, LOOKALIKES)
+    with psycopg.connect(warehouse) as conn:
+        messages = overdue_messages(conn, AS_OF, RECIPIENTS)
+    deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
+    by_recipient = {m["To"]: m for m in inbox.messages}
+    assert set(by_recipient) == {"ann@example.com", "bob@example.com"}
+    ann_csv = by_recipient["ann@example.com"].get_payload()[1].get_content()
+    bob_csv = by_recipient["bob@example.com"].get_payload()[1].get_content()
+    assert "C1" in ann_csv and "C3" in ann_csv and "C2" not in ann_csv
+    assert "C2" in bob_csv and "C1" not in bob_csv and "C3" not in bob_csv
+    assert by_recipient["bob@example.com"]["Cc"] == "finance.manager@example.com"  # 70 days: escalated
+    assert by_recipient["ann@example.com"]["Cc"] is None
+    assert "2 overdue invoices, 150.00 overdue" in by_recipient["ann@example.com"]["Subject"]
+    ann_lines = ann_csv.splitlines()
+    assert ann_lines[1].startswith("ACME TRADING LTD") and "40" in ann_lines[1]  # oldest first
+
+
+def test_hostile_data_cannot_inject_headers_markup_or_formulas(warehouse, smtp_server):
+    inbox, smtp = smtp_server
+    publish_overdue(warehouse, HOSTILE)
+    with psycopg.connect(warehouse) as conn:
+        messages = overdue_messages(conn, AS_OF, RECIPIENTS)
+    deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
+    for message in inbox.messages:
+        assert message["Bcc"] is None
+        assert "\n" not in message["Subject"] and "\n" not in message["To"]
+    # the manager address with a line break is invalid: that list goes to finance instead
+    unassigned = [m for m in inbox.messages if m["To"] == "finance@example.com"]
+    assert len(unassigned) == 1
+    body = unassigned[0].get_body(("html",)).get_content()
+    assert "<script>" not in body and "&lt;script&gt;" in body
+    ann = next(m for m in inbox.messages if m["To"] == "ann@example.com")
+    ann_csv = ann.get_payload()[1].get_content()
+    assert "'=HYPERLINK" in ann_csv and ",=HYPERLINK" not in ann_csv
+    assert max(len(line) for line in ann.get_body(("html",)).get_content().splitlines()) < 20000
+    assert ann.get_payload()[1].get_content_type() == "text/csv"
+    assert ann.get_payload()[1].get_payload(decode=True).startswith(b"\xef\xbb\xbf")
+
+
+def test_smtp_down_then_up_delivers_every_message_exactly_once(warehouse, smtp_server):
+    inbox, smtp = smtp_server
+    publish_overdue(warehouse, LOOKALIKES)
+    with psycopg.connect(warehouse) as conn:
+        messages = overdue_messages(conn, AS_OF, RECIPIENTS) + [finance_summary_message(conn, AS_OF, RECIPIENTS)]
+    down = deliver(warehouse, messages, Smtp("127.0.0.1", free_port(), timeout=2), RECIPIENTS.mail_from)
+    assert down.sent == 0 and len(down.failed) == 3
+    assert rows(warehouse, "select distinct status from audit.alert_ledger") == [("failed",)]
+    up = deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
+    again = deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
+    assert (up.sent, again.sent, again.already_sent) == (3, 0, 3)
+    assert len(inbox.messages) == 3
+    assert len({m["Message-ID"] for m in inbox.messages}) == 3
+    assert scalar(warehouse, "select sum(attempts) from audit.alert_ledger") == 6
+
+
+def test_alerts_refuse_marts_not_published_for_the_date(tmp_path, warehouse, smtp_server):
+    _, smtp = smtp_server
+    publish_overdue(warehouse, LOOKALIKES)
+    with pytest.raises(StepFailed, match="published marts are as of 2026-06-30, not 2026-07-01"):
+        send_overdue_alerts(warehouse, make_settings(tmp_path, warehouse), date(2026, 7, 1), smtp)
+
+
+def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothing(
+        tmp_path, warehouse, smtp_server):
+    from kam.loading import Loader
+    from kam.pipeline import build_marts, publish_marts
+    from kam.sources.synthetic import generate
+
+    inbox, smtp = smtp_server
+    settings = make_settings(tmp_path, warehouse)
+    generate(settings.landing_dir, scale=0.1, seed=3, end_date=AS_OF, progress=lambda m: None)
+    Loader(warehouse, progress=lambda m: None).load_paths([settings.landing_dir])
+    build = build_marts(warehouse, settings, AS_OF, progress=lambda m: None)
+    publish_marts(warehouse, AS_OF, "e2e", build["invocation_id"])
+    first = send_overdue_alerts(warehouse, settings, AS_OF, smtp, progress=lambda m: None)
+    managers = rows(warehouse, "select account_manager_email, array_agg(distinct customer_id) "
+                               "from marts.overdue_invoices group by 1")
+    assert first["sent"] == len(managers) + 1 == len(inbox.messages)
+    for manager_email, customers in managers:
+        (message,) = [m for m in inbox.messages if m["To"] == manager_email]
+        listed = {line.split(",")[1] for line in message.get_payload()[1].get_content().splitlines()[1:]}
+        assert listed == set(customers)
+    second = send_overdue_alerts(warehouse, settings, AS_OF, smtp, progress=lambda m: None)
+    assert second["sent"] == 0 and len(inbox.messages) == first["sent"]
