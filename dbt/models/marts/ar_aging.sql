@@ -24,6 +24,12 @@ balances as (
 
 ),
 
+behaviour as (
+
+    select * from {{ ref('int_ar__payment_behaviour') }}
+
+),
+
 payments as (
 
     select * from {{ ref('stg_billing__payments') }}
@@ -67,34 +73,6 @@ sales_12m as (
     from balances
     cross join window_start
     where balances.invoice_date > window_start.first_excluded_date
-    group by balances.customer_id
-
-),
-
-lateness_12m as (
-
-    -- invoices settled in the window: amount-weighted days between due date and settlement
-    select
-        balances.customer_id,
-        sum(balances.invoice_amount * greatest(balances.settled_date - balances.due_date, 0))
-        / nullif(sum(balances.invoice_amount), 0) as weighted_avg_days_late_12m
-    from balances
-    cross join window_start
-    where balances.settled_date > window_start.first_excluded_date
-    group by balances.customer_id
-
-),
-
-collection_12m as (
-
-    -- of what fell due in the window, the share settled by the as-of date
-    select
-        balances.customer_id,
-        sum(least(balances.invoice_amount, balances.paid_amount + balances.credited_amount + balances.deducted_amount))
-        / nullif(sum(balances.invoice_amount), 0) as collection_rate_12m
-    from balances
-    cross join window_start
-    where balances.due_date > window_start.first_excluded_date and balances.due_date <= {{ as_of_date() }}
     group by balances.customer_id
 
 ),
@@ -152,15 +130,14 @@ final as (
         cast(coalesce(sales_12m.sales_12m, 0) as numeric(18, 2)) as sales_12m,
         round(coalesce(open_by_customer.open_amount, 0) / nullif(sales_12m.sales_12m, 0)
             * {{ policy('trailing_window_days') }}, 1) as dso_days,
-        round(lateness_12m.weighted_avg_days_late_12m, 1) as weighted_avg_days_late_12m,
-        round(collection_12m.collection_rate_12m, 4) as collection_rate_12m,
+        round(behaviour.weighted_avg_days_late_12m, 1) as weighted_avg_days_late_12m,
+        round(behaviour.collection_rate_12m, 4) as collection_rate_12m,
         round(coalesce(open_by_customer.open_amount, 0) / nullif(sales_12m.sales_12m, 0), 4) as ar_to_annual_sales,
         cast(coalesce(unapplied.unapplied_cash, 0) as numeric(18, 2)) as unapplied_cash
     from customers
     left join open_by_customer on customers.customer_id = open_by_customer.customer_id
     left join sales_12m on customers.customer_id = sales_12m.customer_id
-    left join lateness_12m on customers.customer_id = lateness_12m.customer_id
-    left join collection_12m on customers.customer_id = collection_12m.customer_id
+    left join behaviour on customers.customer_id = behaviour.customer_id
     left join unapplied on customers.customer_id = unapplied.customer_id
 
 )

@@ -415,14 +415,17 @@ class Generator:
             piling = "inventory_piling" in c.cases
             diverting = "cross_region" in c.cases
             inventory = 0.0
+            recent_sold: list[float] = []
             foreign = [r for r in REGIONS if r != c.region]
-            for month in sorted(c.sell_in_by_month):
-                if month > _month_start(self.end) or month == _month_start(self.end):
-                    continue
-                sell_in = c.sell_in_by_month[month]
+            for month in _months(self.start, self.end)[:-1]:  # every complete month, bought in or not
+                sell_in = c.sell_in_by_month.get(month, 0.0)
                 through = rng.uniform(0.5, 0.6) if piling and month >= _month_start(recent) else rng.uniform(0.95, 1.02)
                 sold = sell_in * through
-                inventory = max(sell_in * 1.2, inventory + sell_in - sold) if piling else sell_in * rng.uniform(0.9, 1.4)
+                recent_sold = (recent_sold + [sold])[-3:]
+                if piling:
+                    inventory = max(sell_in * 1.2, inventory + sell_in - sold)
+                else:  # healthy stock: about a month of the recent average sell-out
+                    inventory = sum(recent_sold) / 3 * rng.uniform(0.9, 1.4)
                 shares = [(c.region, 1.0)]
                 if diverting and month >= _month_start(recent):
                     shares = [(c.region, 0.6), (rng.choice(foreign), 0.4)]

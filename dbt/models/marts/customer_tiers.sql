@@ -1,0 +1,302 @@
+-- Who the key accounts really are (DESIGN §2.1): the 80/20 tier, the value score, false
+-- key accounts with their evidence, defection risk with its reasons, and the tier change
+-- since the last published run.
+-- depends_on: {{ ref('stg_audit__publications') }}
+
+with
+
+customers as (
+
+    select * from {{ ref('stg_erp__customers') }}
+
+),
+
+accounts as (
+
+    select * from {{ ref('int_customers__accounts') }}
+
+),
+
+pareto as (
+
+    select * from {{ ref('int_customers__pareto') }}
+
+),
+
+sales as (
+
+    select * from {{ ref('int_customers__sales_metrics') }}
+
+),
+
+behaviour as (
+
+    select * from {{ ref('int_ar__payment_behaviour') }}
+
+),
+
+character as (
+
+    select * from {{ ref('int_credit__character_scores') }}
+
+),
+
+sell_through as (
+
+    select * from {{ ref('int_distributors__sell_through') }}
+
+),
+
+visits as (
+
+    select * from {{ ref('stg_erp__visits') }}
+
+),
+
+weights as (
+
+    select * from {{ ref('value_score_weights') }}
+
+),
+
+published_history as (
+
+    {{ published_history_rows('customer_tiers_history', {'as_of_date': 'date', 'customer_id': 'text', 'tier': 'text'}) }}
+
+),
+
+last_visits as (
+
+    select
+        customer_id,
+        max(visit_date) as last_visit_date
+    from visits
+    where visit_date <= {{ as_of_date() }}
+    group by customer_id
+
+),
+
+factors as (
+
+    select
+        customers.customer_id,
+        sales.quantity_12m as sales_volume,
+        sales.unit_price_vs_list,
+        sales.net_revenue_12m as revenue,
+        behaviour.collection_rate_12m as collection_rate,
+        sales.gross_margin,
+        sales.quality_loss,
+        customers.influence_rating as influence,
+        character.character_score as reputation
+    from customers
+    left join sales on customers.customer_id = sales.customer_id
+    left join behaviour on customers.customer_id = behaviour.customer_id
+    left join character on customers.customer_id = character.customer_id
+
+),
+
+percentiles as (
+
+    -- each factor as a percentile rank among the customers that have it (0 lowest, 1 highest);
+    -- a customer without a value for a factor sits in the middle (0.5)
+    select
+        customer_id,
+        {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
+                           'quality_loss', 'influence', 'reputation'] %}
+        cast(coalesce(case when {{ factor }} is not null then
+            percent_rank() over (partition by {{ factor }} is null order by {{ factor }}) end, 0.5) as numeric)
+            as {{ factor }}_percentile{{ "," if not loop.last }}
+        {%- endfor %}
+    from factors
+
+),
+
+scored as (
+
+    select
+        percentiles.*,
+        round(100 * (
+            {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
+                               'quality_loss', 'influence', 'reputation'] %}
+            (select weight from weights where factor = '{{ factor }}')
+            * case when (select is_higher_better from weights where factor = '{{ factor }}')
+                then percentiles.{{ factor }}_percentile else 1 - percentiles.{{ factor }}_percentile end
+            {{ "+" if not loop.last }}
+            {%- endfor %}
+        ) / (select sum(weight) from weights), 1) as value_score
+    from percentiles
+
+),
+
+previous as (
+
+    select distinct on (customer_id)
+        customer_id,
+        tier as previous_tier,
+        as_of_date as previous_as_of_date
+    from published_history
+    where as_of_date < {{ as_of_date() }}
+    order by customer_id, as_of_date desc
+
+),
+
+evaluated as (
+
+    -- the formal evaluation points of the cadence seed: key accounts every N months,
+    -- everyone else every M months, counted from the start of the year
+    select
+        customer_id,
+        as_of_date as last_evaluated_date,
+        tier as evaluated_tier
+    from published_history
+
+),
+
+assessed as (
+
+    select
+        {{ as_of_date() }} as as_of_date,
+        customers.customer_id,
+        customers.customer_name,
+        customers.customer_type,
+        accounts.account_id,
+        customers.account_manager,
+        cast(sales.net_revenue_12m as numeric(18, 2)) as net_revenue_12m,
+        cast(pareto.net_revenue_12m as numeric(18, 2)) as account_net_revenue_12m,
+        pareto.revenue_rank,
+        round(sales.net_revenue_12m / nullif(sum(sales.net_revenue_12m) over (), 0), 8) as revenue_share,
+        round(pareto.cumulative_share_before, 6) as cumulative_share_before,
+        round(pareto.cumulative_share, 6) as cumulative_share,
+        pareto.tier,
+        pareto.tier = 'A' as is_key_account,
+        scored.value_score,
+        {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
+                           'quality_loss', 'influence', 'reputation'] %}
+        round(scored.{{ factor }}_percentile, 4) as {{ factor }}_percentile,
+        (select weight from weights where factor = '{{ factor }}') as {{ factor }}_weight,
+        {%- endfor %}
+        sell_through.inventory_months,
+        sell_through.sell_in_sell_out_ratio,
+        sell_through.out_of_territory_share,
+        coalesce(sell_through.is_inventory_piling or sell_through.is_cross_region, false) as is_false_key_account,
+        sales.revenue_recent_window,
+        sales.revenue_same_window_last_year,
+        sales.last_invoice_date,
+        round(sales.usual_order_interval_days, 1) as usual_order_interval_days,
+        last_visits.last_visit_date,
+        sales.revenue_same_window_last_year > 0
+            and sales.revenue_recent_window
+            < (1 - {{ policy('defection_revenue_drop_share') }}) * sales.revenue_same_window_last_year
+            as has_revenue_drop,
+        coalesce({{ as_of_date() }} - sales.last_invoice_date
+            > {{ policy('defection_order_gap_multiple') }} * sales.usual_order_interval_days, false) as has_order_gap,
+        pareto.tier = 'A' and coalesce({{ as_of_date() }} - last_visits.last_visit_date
+            > {{ policy('key_account_visit_days') }}, true) as is_key_account_not_visited,
+        previous.previous_tier,
+        previous.previous_as_of_date,
+        sell_through.is_inventory_piling,
+        sell_through.is_cross_region
+    from customers
+    inner join accounts on customers.customer_id = accounts.customer_id
+    inner join pareto on accounts.account_id = pareto.account_id
+    inner join sales on customers.customer_id = sales.customer_id
+    inner join scored on customers.customer_id = scored.customer_id
+    left join sell_through on customers.customer_id = sell_through.customer_id
+    left join last_visits on customers.customer_id = last_visits.customer_id
+    left join previous on customers.customer_id = previous.customer_id
+
+),
+
+final as (
+
+    select
+        assessed.as_of_date,
+        assessed.customer_id,
+        assessed.customer_name,
+        assessed.customer_type,
+        assessed.account_id,
+        assessed.account_manager,
+        assessed.net_revenue_12m,
+        assessed.account_net_revenue_12m,
+        assessed.revenue_rank,
+        assessed.revenue_share,
+        assessed.cumulative_share_before,
+        assessed.cumulative_share,
+        assessed.tier,
+        assessed.is_key_account,
+        'rank ' || assessed.revenue_rank || ': cumulative share before '
+            || to_char(100 * assessed.cumulative_share_before, 'FM990.0') || '% -> tier ' || assessed.tier
+            || case when assessed.account_id <> assessed.customer_id
+                then ' (counted with group ' || assessed.account_id || ')' else '' end as tier_reason,
+        assessed.previous_tier,
+        case
+            when assessed.previous_tier is null then 'new'
+            when assessed.previous_tier = assessed.tier then 'same'
+            when assessed.previous_tier > assessed.tier then 'up'
+            else 'down'
+        end as tier_change,
+        assessed.previous_as_of_date,
+        assessed.value_score,
+        {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
+                           'quality_loss', 'influence', 'reputation'] %}
+        assessed.{{ factor }}_percentile,
+        assessed.{{ factor }}_weight,
+        {%- endfor %}
+        assessed.is_false_key_account,
+        nullif(concat_ws('; ',
+            case when assessed.is_inventory_piling then 'stock piling up: ' || coalesce(assessed.inventory_months::text, '?')
+                || ' months of sell-out in stock, sell-in/sell-out ' || coalesce(assessed.sell_in_sell_out_ratio::text, '?') end,
+            case when assessed.is_cross_region then 'cross-region sell-out: '
+                || to_char(100 * assessed.out_of_territory_share, 'FM990.0') || '% outside its territory' end
+        ), '') as false_key_account_evidence,
+        assessed.inventory_months,
+        assessed.sell_in_sell_out_ratio,
+        assessed.out_of_territory_share,
+        case
+            when assessed.has_revenue_drop::int + assessed.has_order_gap::int + assessed.is_key_account_not_visited::int >= 2
+                then 'high'
+            when assessed.has_revenue_drop or assessed.has_order_gap or assessed.is_key_account_not_visited then 'watch'
+            else 'none'
+        end as defection_risk,
+        nullif(concat_ws('; ',
+            case when assessed.has_revenue_drop then 'revenue_drop: last ' || {{ policy('defection_window_days') }}
+                || ' days ' || round(assessed.revenue_recent_window) || ' vs ' || round(assessed.revenue_same_window_last_year)
+                || ' a year earlier' end,
+            case when assessed.has_order_gap then 'order_gap: ' || ({{ as_of_date() }} - assessed.last_invoice_date)
+                || ' days since the last order, usually every ' || assessed.usual_order_interval_days end,
+            case when assessed.is_key_account_not_visited then 'not_visited: key account, last visit '
+                || coalesce(assessed.last_visit_date::text, 'never') end
+        ), '') as defection_reasons,
+        assessed.has_revenue_drop,
+        assessed.has_order_gap,
+        assessed.is_key_account_not_visited,
+        assessed.last_visit_date,
+        assessed.last_invoice_date,
+        evaluation.last_evaluated_date,
+        evaluation.evaluated_tier,
+        (
+            cast(date_trunc('year', {{ as_of_date() }}) as date)
+            + make_interval(months => cast(
+                (floor(extract(month from {{ as_of_date() }} - interval '1 day') / review.months) + 1) * review.months
+                as integer))
+        )::date as next_evaluation_date
+    from assessed
+    cross join lateral (
+        select case when assessed.is_key_account then {{ policy('tier_review_months_key_account') }}
+            else {{ policy('tier_review_months_other') }} end as months
+    ) as review
+    left join lateral (
+        -- the latest formal evaluation point of the customer's cadence that was published
+        select evaluated.last_evaluated_date, evaluated.evaluated_tier
+        from evaluated
+        where evaluated.customer_id = assessed.customer_id
+            and evaluated.last_evaluated_date <= {{ as_of_date() }}
+            and (extract(month from evaluated.last_evaluated_date) - 1) % review.months = 0
+            and extract(day from evaluated.last_evaluated_date) = 1
+        order by evaluated.last_evaluated_date desc
+        limit 1
+    ) as evaluation on true
+
+)
+
+select * from final
