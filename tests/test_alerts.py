@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from kam.alerts import Smtp, deliver, finance_summary_message, overdue_messages
 from kam.embedded_server import free_port
-from kam.pipeline import StepFailed, send_overdue_alerts
+from kam.pipeline import StepFailed, send_alerts
 from kam.settings import Recipients
 from tests.conftest import make_settings, rows, scalar
 
@@ -131,7 +131,7 @@ def test_alerts_refuse_marts_not_published_for_the_date(tmp_path, warehouse, smt
     _, smtp = smtp_server
     publish_overdue(warehouse, LOOKALIKES)
     with pytest.raises(StepFailed, match="published marts are as of 2026-06-30, not 2026-07-01"):
-        send_overdue_alerts(warehouse, make_settings(tmp_path, warehouse), date(2026, 7, 1), smtp)
+        send_alerts(warehouse, make_settings(tmp_path, warehouse), date(2026, 7, 1), smtp)
 
 
 def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothing(
@@ -146,13 +146,22 @@ def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothi
     Loader(warehouse, progress=lambda m: None).load_paths([settings.landing_dir])
     build = build_marts(warehouse, settings, AS_OF, progress=lambda m: None)
     publish_marts(warehouse, AS_OF, "e2e", build["invocation_id"])
-    first = send_overdue_alerts(warehouse, settings, AS_OF, smtp, progress=lambda m: None)
-    managers = rows(warehouse, "select account_manager_email, array_agg(distinct customer_id) "
-                               "from marts.overdue_invoices group by 1")
-    assert first["sent"] == len(managers) + 1 == len(inbox.messages)
-    for manager_email, customers in managers:
-        (message,) = [m for m in inbox.messages if m["To"] == manager_email]
-        listed = {line.split(",")[1] for line in message.get_payload()[1].get_content().splitlines()[1:]}
-        assert listed == set(customers)
-    second = send_overdue_alerts(warehouse, settings, AS_OF, smtp, progress=lambda m: None)
+    first = send_alerts(warehouse, settings, AS_OF, smtp, progress=lambda m: None)
+    assert first["sent"] == len(inbox.messages)
+
+    def listed_customers(message) -> set[str]:
+        return {line.split(",")[1] for line in message.get_payload()[1].get_content().splitlines()[1:]}
+
+    for kind, mart in (("overdue invoices", "overdue_invoices"), ("Stop shipment", "stop_shipments")):
+        managers = rows(warehouse, f"select account_manager_email, array_agg(distinct customer_id) from marts.{mart} group by 1")
+        assert managers
+        for manager_email, customers in managers:
+            (message,) = [m for m in inbox.messages if m["To"] == manager_email and kind in m["Subject"]]
+            assert listed_customers(message) == set(customers)
+    (credit_control,) = [m for m in inbox.messages if m["To"] == "credit.control@example.com" and "Stop" in m["Subject"]]
+    assert listed_customers(credit_control) == {r[0] for r in rows(warehouse, "select customer_id from marts.stop_shipments")}
+    assert [m for m in inbox.messages if "credit reviews due" in m["Subject"]]
+    assert len([m for m in inbox.messages if "Overdue summary" in m["Subject"]]) == 1
+
+    second = send_alerts(warehouse, settings, AS_OF, smtp, progress=lambda m: None)
     assert second["sent"] == 0 and len(inbox.messages) == first["sent"]

@@ -147,43 +147,139 @@ def require_published(conn: psycopg.Connection, as_of: date) -> None:
         )
 
 
-OVERDUE_COLUMNS = ("Customer", "Customer ID", "Invoice", "Invoice date", "Due date", "Days past due",
-                   "Open amount", "Escalation")
+@dataclass(frozen=True)
+class ListSpec:
+    """One kind of list email: which mart rows, which columns, and how to word it."""
+
+    alert_type: str
+    title: str
+    query: str  # rows with account_manager, account_manager_email, escalate, then the columns
+    columns: tuple[str, ...]
+    money_columns: tuple[int, ...]  # positions of amounts, shown with thousands separators
+    subject: str  # .format(count=, total=, as_of=)
+    intro: str  # .format(name=, count=, total=, as_of=)
+    total_column: int
+
+
+OVERDUE = ListSpec(
+    alert_type="overdue",
+    title="Overdue invoices",
+    query="""
+        select account_manager, account_manager_email, copy_finance_manager,
+               customer_name, customer_id, invoice_number, invoice_date, due_date, days_past_due, open_amount,
+               escalation_label
+        from marts.overdue_invoices
+        order by account_manager_email nulls last, days_past_due desc, invoice_id""",
+    columns=("Customer", "Customer ID", "Invoice", "Invoice date", "Due date", "Days past due", "Open amount",
+             "Escalation"),
+    money_columns=(6,),
+    subject="[KAM] {count} overdue invoices, {total} overdue, as of {as_of}",
+    intro="{name}: {count} invoices of your customers are past due, {total} in total, as of {as_of}. "
+          "The oldest come first; the CSV attachment has the same list.",
+    total_column=6,
+)
+
+STOP_SHIPMENT = ListSpec(
+    alert_type="stop_shipment",
+    title="Stop shipment",
+    query="""
+        select account_manager, account_manager_email, false,
+               customer_name, customer_id, credit_grade, credit_limit, exposure, amount_over_limit,
+               oldest_overdue_invoice_number, oldest_days_past_due, stop_since_date
+        from marts.stop_shipments
+        order by account_manager_email nulls last, amount_over_limit desc, customer_id""",
+    columns=("Customer", "Customer ID", "Grade", "Credit limit", "Exposure", "Over limit", "Oldest overdue invoice",
+             "Days past due", "Stopped since"),
+    money_columns=(3, 4, 5),
+    subject="[KAM] Stop shipment: {count} customers over their credit limit, as of {as_of}",
+    intro="{name}: do not ship to these {count} customers until their exposure is back under the credit limit "
+          "({total} over in total), as of {as_of}. Collect the oldest overdue invoices first.",
+    total_column=5,
+)
+
+
+def _rendered(spec: ListSpec, record: tuple) -> tuple:
+    return tuple(money(v) if i in spec.money_columns else v for i, v in enumerate(record))
+
+
+def list_message(spec: ListSpec, as_of: date, to: tuple[str, ...], name: str, records: list[tuple],
+                 cc: tuple[str, ...] = ()) -> AlertMessage:
+    total = money(sum(Decimal(r[spec.total_column] or 0) for r in records))
+    facts = {"name": name, "count": len(records), "total": total, "as_of": as_of}
+    intro = spec.intro.format(**facts)
+    table_rows = [_rendered(spec, r) for r in records]
+    return AlertMessage(
+        alert_type=spec.alert_type, as_of_date=as_of, to=to, cc=cc, subject=spec.subject.format(**facts),
+        html=page(f"{spec.title} as of {as_of}", intro, html_table(spec.columns, table_rows),
+                  "Sent by the KAM warehouse from the published marts."),
+        text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
+        attachments=[(f"{spec.alert_type}_{as_of}.csv", csv_attachment(spec.columns, records), "text/csv")],
+    )
+
+
+def manager_messages(conn: psycopg.Connection, spec: ListSpec, as_of: date, recipients: Recipients,
+                     escalate_to: tuple[str, ...] = ()) -> list[AlertMessage]:
+    """One message per account manager with only that manager's rows. Rows whose manager
+    address is missing or invalid go to the finance list; `escalate_to` is copied when a row
+    says so."""
+    by_manager: dict[str, list[tuple]] = {}
+    names: dict[str, str] = {}
+    escalated: set[str] = set()
+    for manager, address, escalate, *record in conn.execute(spec.query).fetchall():
+        key = address if valid_address(address) else UNASSIGNED
+        by_manager.setdefault(key, []).append(tuple(record))
+        names[key] = single_line(manager, 80) if key != UNASSIGNED else UNASSIGNED
+        if escalate:
+            escalated.add(key)
+    return [
+        list_message(spec, as_of, (key,) if key != UNASSIGNED else recipients.finance, names[key], records,
+                     cc=escalate_to if key in escalated else ())
+        for key, records in by_manager.items()
+    ]
 
 
 def overdue_messages(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> list[AlertMessage]:
-    """One email per account manager with only that manager's overdue invoices, sorted by
-    days past due; the finance manager is copied when an invoice reached that escalation."""
-    records = conn.execute("""
-        select account_manager, account_manager_email, customer_name, customer_id, invoice_number,
-               invoice_date, due_date, days_past_due, open_amount, escalation_label, copy_finance_manager
-        from marts.overdue_invoices
-        order by account_manager_email nulls last, days_past_due desc, invoice_id""").fetchall()
-    by_manager: dict[str, list[tuple]] = {}
-    names: dict[str, str] = {}
-    for record in records:
-        address = record[1] if valid_address(record[1]) else None
-        key = address or UNASSIGNED
-        by_manager.setdefault(key, []).append(record)
-        names[key] = single_line(record[0], 80) if address else UNASSIGNED
-    messages = []
-    for address, items in by_manager.items():
-        total = sum(Decimal(r[8]) for r in items)
-        table_rows = [(r[2], r[3], r[4], r[5], r[6], r[7], money(r[8]), r[9]) for r in items]
-        csv_rows = [(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in items]
-        to = (address,) if address != UNASSIGNED else recipients.finance
-        cc = recipients.finance_manager if any(r[10] for r in items) else ()
-        subject = f"[KAM] {len(items)} overdue invoices, {money(total)} overdue, as of {as_of}"
-        intro = (f"{names[address]}: {len(items)} invoices of your customers are past due, {money(total)} in total, "
-                 f"as of {as_of}. The oldest come first; the CSV attachment has the same list.")
-        messages.append(AlertMessage(
-            alert_type="overdue", as_of_date=as_of, to=to, cc=cc, subject=subject,
-            html=page(f"Overdue invoices as of {as_of}", intro, html_table(OVERDUE_COLUMNS, table_rows),
-                      "Sent by the KAM warehouse from the published marts (marts.overdue_invoices)."),
-            text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
-            attachments=[(f"overdue_{as_of}.csv", csv_attachment(OVERDUE_COLUMNS, csv_rows), "text/csv")],
-        ))
-    return messages
+    """One email per account manager with only that manager's overdue invoices, oldest
+    first; the finance manager is copied once an invoice reached that escalation."""
+    return manager_messages(conn, OVERDUE, as_of, recipients, escalate_to=recipients.finance_manager)
+
+
+def stop_shipment_messages(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> list[AlertMessage]:
+    """The whole stop list to credit control, and each affected account manager's part to them."""
+    everyone = conn.execute(STOP_SHIPMENT.query).fetchall()
+    if not everyone:
+        return []
+    full_list = list_message(STOP_SHIPMENT, as_of, recipients.credit_control, "Credit control",
+                             [tuple(r[3:]) for r in everyone])
+    return [full_list, *manager_messages(conn, STOP_SHIPMENT, as_of, recipients)]
+
+
+REVIEWS_DUE = ListSpec(
+    alert_type="reviews_due",
+    title="Credit reviews due",
+    query="""
+        select null, null, false, customer_name, customer_id, credit_grade, is_key_account, last_review_date,
+               next_review_date, case when is_review_overdue then 'overdue' else 'due' end, credit_limit
+        from marts.credit_grades
+        where next_review_date <= as_of_date + cast((select value from staging.policy_parameters
+                                                      where parameter = 'review_due_notice_days') as integer)
+        order by next_review_date, customer_id""",
+    columns=("Customer", "Customer ID", "Grade", "Key account", "Last review", "Next review", "Status", "Credit limit"),
+    money_columns=(7,),
+    subject="[KAM] {count} credit reviews due, as of {as_of}",
+    intro="{count} customers' credit is due (or overdue) for review, as of {as_of}: key accounts every six "
+          "months, everyone else yearly. Limits of the listed customers add up to {total}.",
+    total_column=7,
+)
+
+
+def reviews_due_message(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> AlertMessage | None:
+    """The monthly list of credit reviews due: sent once per calendar month (its ledger key is
+    the month), by the first run of the month."""
+    records = [tuple(r[3:]) for r in conn.execute(REVIEWS_DUE.query).fetchall()]
+    if not records:
+        return None
+    return list_message(REVIEWS_DUE, as_of.replace(day=1), recipients.credit_control, "Credit control", records)
 
 
 def finance_summary_message(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> AlertMessage:

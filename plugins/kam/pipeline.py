@@ -103,9 +103,10 @@ def smtp_from_connection(conn_id: str = "kam_smtp"):
                 password=conn.password or None, starttls=bool(conn.extra_dejson.get("starttls", False)))
 
 
-def send_overdue_alerts(url: str, settings: Settings, as_of_date: date, smtp,
+def send_alerts(url: str, settings: Settings, as_of_date: date, smtp,
                         progress: Callable[[str], None] = log.info) -> dict:
-    """The overdue lists (one per account manager) and the finance summary, each sent once."""
+    """The overdue lists (one per account manager), the finance summary, the stop-shipment
+    lists (credit control and each affected manager) and the monthly reviews due, each sent once."""
     from kam import alerts
 
     with warehouse.connect(url) as conn:
@@ -113,8 +114,13 @@ def send_overdue_alerts(url: str, settings: Settings, as_of_date: date, smtp,
             alerts.require_published(conn, as_of_date)
         except alerts.MartsNotPublished as exc:
             raise StepFailed(str(exc)) from exc
-        messages = alerts.overdue_messages(conn, as_of_date, settings.recipients)
-        messages.append(alerts.finance_summary_message(conn, as_of_date, settings.recipients))
+        messages = [
+            *alerts.overdue_messages(conn, as_of_date, settings.recipients),
+            alerts.finance_summary_message(conn, as_of_date, settings.recipients),
+            *alerts.stop_shipment_messages(conn, as_of_date, settings.recipients),
+        ]
+        reviews = alerts.reviews_due_message(conn, as_of_date, settings.recipients)
+        messages += [reviews] if reviews else []
     report = alerts.deliver(url, messages, smtp, settings.recipients.mail_from, progress)
     if report.failed:
         # Not StepFailed: a mail server that is down is worth retrying.

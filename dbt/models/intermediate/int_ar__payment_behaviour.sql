@@ -31,13 +31,16 @@ settled_12m as (
 
 due_12m as (
 
-    -- of what fell due in the window: the share settled by the as-of date, and by the due date
+    -- of what fell due in the window: the share settled by the as-of date, and on time (within the grace days)
     select
         balances.customer_id,
         sum(least(balances.invoice_amount, balances.paid_amount + balances.credited_amount + balances.deducted_amount))
         / nullif(sum(balances.invoice_amount), 0) as collection_rate_12m,
-        sum(case when balances.settled_date <= balances.due_date then balances.invoice_amount else 0 end)
-        / nullif(sum(balances.invoice_amount), 0) as on_time_ratio_12m,
+        sum(case
+            when balances.settled_date <= balances.due_date + cast({{ policy('on_time_grace_days') }} as integer)
+                then balances.invoice_amount
+            else 0
+        end) / nullif(sum(balances.invoice_amount), 0) as on_time_ratio_12m,
         count(*) as invoices_due_12m
     from balances
     cross join window_start

@@ -55,14 +55,15 @@ final as (
         coalesce(capacity_events.penalty_points, 0) as capacity_penalty_points,
         capacity_events.event_types as capacity_events,
         behaviour.on_time_ratio_12m is null as is_character_default,
-        round(greatest(0, least(100,
+        cast(greatest(0, least(100,
             coalesce(
                 100 * behaviour.on_time_ratio_12m
-                - {{ policy('character_points_per_day_late') }} * coalesce(behaviour.weighted_avg_days_late_12m, 0),
+                - {{ policy('character_points_per_day_late') }}
+                * greatest(coalesce(behaviour.weighted_avg_days_late_12m, 0) - {{ policy('on_time_grace_days') }}, 0),
                 {{ policy('character_default_score') }}
             )
             - coalesce(character_events.penalty_points, 0)
-        )), 1) as character_score
+        )) as numeric(5, 1)) as character_score
     from customers
     left join behaviour on customers.customer_id = behaviour.customer_id
     left join event_points as character_events

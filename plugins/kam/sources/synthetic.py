@@ -33,8 +33,8 @@ SUFFIX_CN = ("商贸有限公司", "食品贸易有限公司", "连锁超市有�
 WORD_EN = ("Northwind", "Blue River", "Golden Grain", "Summit", "Harbor", "Evergreen", "Pioneer", "Lotus")
 SUFFIX_EN = ("Trading Ltd", "Distribution Co.", "Foods Inc.", "Retail Group")
 PAYMENT_PROFILES = {  # share of customers, (min, max) days late, share of invoices never paid
-    "prompt": (0.35, (-5, 2), 0.0),
-    "normal": (0.35, (0, 20), 0.0),
+    "prompt": (0.35, (-7, 0), 0.0),
+    "normal": (0.35, (0, 12), 0.0),
     "late": (0.20, (15, 75), 0.01),
     "chronic": (0.10, (60, 200), 0.12),
 }
@@ -161,7 +161,7 @@ class Generator:
             weight = min((1 - rng.random()) ** (-1 / PARETO_ALPHA), 150.0)
             customers.append(Customer(
                 customer_id=f"C{i:05d}", name=f"{name} #{i}", customer_type=kind, region=rng.choice(REGIONS),
-                manager=rng.randrange(managers) + 1, terms=rng.choice((30, 30, 45, 60, 90)), weight=weight,
+                manager=rng.randrange(managers) + 1, terms=rng.choice((30, 30, 30, 30, 45, 60)), weight=weight,
                 profile=rng.choices(profiles, shares)[0], discount=rng.uniform(0.85, 1.0),
             ))
         # Revenue follows the weight: invoice count grows with weight**0.6, size with weight**0.6 (a little more concentrated than the weight, as real ledgers are).
