@@ -106,12 +106,12 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.orchestration import run_dag
+    from kam.orchestration import run_dag, run_log_path
     from kam.warehouse import ready_warehouse
 
     as_of = args.date or _yesterday()
-    _say(f"running {args.dag} for {as_of} through Airflow (logs: {settings.logs_dir / 'airflow'})")
-    code = run_dag(args.dag, as_of, settings, ready_warehouse(settings), progress=_say)
+    _say(f"running {args.dag} for {as_of} through Airflow (whole output: {run_log_path(settings, args.dag, as_of)})")
+    code = run_dag(args.dag, as_of, settings, ready_warehouse(settings), progress=_say, quiet=not args.verbose)
     _say(f"{args.dag} for {as_of}: {'success' if code == 0 else f'FAILED (exit {code})'}")
     return code
 
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a DAG for one day through Airflow")
     p.add_argument("--date", type=_date, help="as-of date (default: yesterday)")
     p.add_argument("--dag", default="kam_daily", choices=("kam_daily", "kam_alerts"))
+    p.add_argument("--verbose", action="store_true", help="show Airflow's whole output, not only the summary")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded default")
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection chatter
     args = build_parser().parse_args(argv)
     settings = load_settings()
     try:

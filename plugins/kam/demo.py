@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
-from kam.orchestration import run_dag
+from kam.orchestration import run_dag, run_log_path
 from kam.settings import Settings
 from kam.sources.synthetic import generate
 from kam.transform import read_run_results
@@ -39,9 +39,9 @@ def run_demo(settings: Settings, scale: float, seed: int, as_of: date, progress:
     for step, dag_id, what in (("3/4", "kam_daily", "extract -> load -> dbt build -> publish"),
                                ("4/4", "kam_alerts", "overdue lists to account managers, summary to finance")):
         progress(f"{step} running {dag_id} through Airflow ({what})")
-        code = run_dag(dag_id, as_of, settings, url, progress=progress)
+        code = run_dag(dag_id, as_of, settings, url, progress=progress, quiet=True)
         if code != 0:
-            progress(f"{dag_id} FAILED (exit {code}); the task logs are under {settings.logs_dir / 'airflow'}")
+            progress(f"{dag_id} FAILED (exit {code}); the whole output: {run_log_path(settings, dag_id, as_of)}")
             return code
     progress("")
     progress("=== KAM demo: done ===")

@@ -6,6 +6,7 @@ warehouse handed over as the `kam_warehouse` connection through the environment.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -41,12 +42,43 @@ def airflow_env(settings: Settings, url: str, extra: dict[str, str] | None = Non
     return env
 
 
-def _airflow(args: list[str], env: dict[str, str], progress: Callable[[str], None]) -> int:
+# Airflow's structured log line: "<time> [<level>] <message> [<logger>] key=value ..."
+AIRFLOW_LOG_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?)\s+\[(?P<logger>[\w.]+)\]")
+DBT_ROUTINE_LINE = re.compile(r"^\d\d:\d\d:\d\d\s*(\d+ of \d+ (START|PASS|OK)|$|Running with|Registered|Found|Concurrency)")
+
+
+def summarise(line: str) -> str | None:
+    """The part of Airflow's output a person running the pipeline wants to see: the
+    project's own progress, task starts, and errors. None for everything else."""
+    match = AIRFLOW_LOG_LINE.match(line)
+    if not match:
+        return None
+    message, logger, level = match["message"], match["logger"], match["level"]
+    if "[DAG TEST] starting task_id=" in message:
+        return "  task " + message.split("task_id=", 1)[1].split()[0]
+    if logger.startswith("kam"):
+        return None if DBT_ROUTINE_LINE.match(message) else "    " + message
+    if level in ("error", "critical") or "AirflowFailException" in message:
+        return "    ERROR " + message
+    return None
+
+
+def _airflow(args: list[str], env: dict[str, str], progress: Callable[[str], None], log_path: Path | None = None,
+             quiet: bool = False) -> int:
     airflow = Path(sys.executable).parent / "airflow"
-    with subprocess.Popen([str(airflow), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as process:
-        for line in process.stdout:
-            progress(line.rstrip())
+    log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed below
+    try:
+        with subprocess.Popen([str(airflow), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) as process:
+            for line in process.stdout:
+                if log:
+                    log.write(line)
+                shown = summarise(line) if quiet else line.rstrip()
+                if shown is not None:
+                    progress(shown)
+    finally:
+        if log:
+            log.close()
     return process.returncode
 
 
@@ -62,15 +94,23 @@ def ensure_airflow_db(settings: Settings, env: dict[str, str], progress: Callabl
     marker.touch()
 
 
+def run_log_path(settings: Settings, dag_id: str, as_of_date: date) -> Path:
+    return settings.logs_dir / "runs" / f"{dag_id}_{as_of_date.isoformat()}.log"
+
+
 def run_dag(dag_id: str, as_of_date: date, settings: Settings, url: str,
-            progress: Callable[[str], None] = print, extra_env: dict[str, str] | None = None) -> int:
-    """Run one DAG for one day with `airflow dags test`; returns its exit code. Without an
-    SMTP connection configured, the embedded mail catcher (KAM_HOME/outbox) serves it."""
+            progress: Callable[[str], None] = print, extra_env: dict[str, str] | None = None,
+            quiet: bool = False) -> int:
+    """Run one DAG for one day with `airflow dags test`; returns its exit code. The whole
+    output goes to KAM_HOME/logs/runs/<dag>_<date>.log; `quiet` shows only the summary lines.
+    Without an SMTP connection configured, the embedded mail catcher (KAM_HOME/outbox) serves it."""
     env = airflow_env(settings, url, extra_env)
     ensure_airflow_db(settings, env, progress)
     command = ["dags", "test", dag_id, as_of_date.isoformat()]
+    log_path = run_log_path(settings, dag_id, as_of_date)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     if SMTP_CONN_ENV in env:
-        return _airflow(command, env, progress)
+        return _airflow(command, env, progress, log_path, quiet)
     with MailCatcher(settings.outbox_dir) as catcher:
         env[SMTP_CONN_ENV] = catcher.connection_uri
-        return _airflow(command, env, progress)
+        return _airflow(command, env, progress, log_path, quiet)

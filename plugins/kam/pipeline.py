@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from kam import transform, warehouse
-from kam.loading import Loader, describe, expand_paths
+from kam.loading import Loader, expand_paths
 from kam.mapping import load_mapping
 from kam.settings import Settings
 
@@ -69,7 +69,8 @@ def load_files(url: str, settings: Settings, files: list[dict], progress: Callab
             f"{len(summary['failed'])} file(s) could not be loaded; fix or replace them and rerun:\n  "
             + "\n  ".join(summary["failed"])
         )
-    progress("load: " + ", ".join(describe(r) for r in results if r.status == "loaded") if results else "load: no files")
+    progress(f"load: {summary['loaded']} file(s) loaded, {summary['skipped']} unchanged; {summary['rows_landed']} rows landed"
+             f" = {summary['rows_loaded']} loaded + {summary['rows_quarantined']} quarantined")
     return summary
 
 
