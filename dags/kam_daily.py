@@ -6,9 +6,13 @@ For the data interval's day (the as-of date) it:
 1. **extract** — lists the files waiting in `KAM_HOME/landing` (ERP and billing exports);
 2. **load_raw** — COPYs them into `raw`, one audited batch per file; bad rows go to
    `audit.quarantine` (file, line, column, reason), unchanged files are skipped;
-3. **dbt_build** — builds staging, intermediate and the marts into the build schema and
+3. **validate_raw** — the raw gate: a GX suite per raw table (expectations/raw); a failure
+   marks the batch rejected and stops the run;
+4. **dbt_build** — builds staging, intermediate and the marts into the build schema and
    runs every dbt test;
-4. **publish** — swaps the build schema in as `marts` in one transaction and emits the
+5. **validate_marts** — the marts gate: a GX suite per mart (expectations/marts) with the
+   accounting identities; a failure emails data engineering and publishes nothing;
+6. **publish** — swaps the build schema in as `marts` in one transaction and emits the
    `kam_marts` asset, which schedules `kam_alerts`.
 
 Every task is idempotent: rerunning a day changes nothing; a failure before publish leaves
@@ -21,7 +25,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-from kam.dag_support import MARTS_ASSET, RETRY_DELAY, WAREHOUSE_CONN_ID, fail_fast_on_bad_data
+from kam.dag_support import MARTS_ASSET, RETRY_DELAY, SMTP_CONN_ID, WAREHOUSE_CONN_ID, fail_fast_on_bad_data
 
 
 def _as_of_date():
@@ -55,15 +59,42 @@ def kam_daily():
         from kam.settings import load_settings
 
         summary = load_files(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), files)
-        return {k: v for k, v in summary.items() if k != "batches"}
+        summary["batches"] = [{k: b[k] for k in ("batch_id", "status", "tables")} for b in summary["batches"]]
+        return summary
 
     @task
     @fail_fast_on_bad_data
-    def dbt_build(load_summary: dict) -> dict:
+    def validate_raw(load_summary: dict) -> dict:
+        import pendulum as clock
+
+        from kam.pipeline import validate_raw as raw_gate
+        from kam.pipeline import warehouse_url_from_connection
+        from kam.settings import load_settings
+
+        context = get_current_context()
+        # Raw data may legitimately hold dates up to the day the run happens, whatever the as-of date.
+        return raw_gate(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(),
+                        context["run_id"], clock.now("UTC").date(), load_summary)
+
+    @task
+    @fail_fast_on_bad_data
+    def dbt_build(raw_gate: dict) -> dict:
         from kam.pipeline import build_marts, warehouse_url_from_connection
         from kam.settings import load_settings
 
         return build_marts(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date())
+
+    @task
+    @fail_fast_on_bad_data
+    def validate_marts(build_summary: dict) -> dict:
+        from kam.pipeline import smtp_from_connection, warehouse_url_from_connection
+        from kam.pipeline import validate_marts as marts_gate
+        from kam.settings import load_settings
+
+        context = get_current_context()
+        marts_gate(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), context["run_id"],
+                   build_summary["invocation_id"], smtp_from_connection(SMTP_CONN_ID))
+        return build_summary
 
     @task(outlets=[MARTS_ASSET])
     def publish(build_summary: dict) -> dict:
@@ -79,7 +110,7 @@ def kam_daily():
         context["outlet_events"][MARTS_ASSET].extra = {"as_of_date": published["as_of_date"]}
         return published
 
-    publish(dbt_build(load_raw(extract())))
+    publish(validate_marts(dbt_build(validate_raw(load_raw(extract())))))
 
 
 kam_daily()

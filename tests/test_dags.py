@@ -56,7 +56,8 @@ def test_dags_have_tags_retries_and_docs(parsed):
 
 
 def test_kam_daily_runs_the_documented_steps(parsed):
-    assert parsed["dags"]["kam_daily"]["tasks"] == ["dbt_build", "extract", "load_raw", "publish"]
+    assert parsed["dags"]["kam_daily"]["tasks"] == ["dbt_build", "extract", "load_raw", "publish", "validate_marts",
+                                                     "validate_raw"]
 
 
 def test_kam_alerts_is_scheduled_on_the_asset_kam_daily_publishes(parsed):

@@ -20,7 +20,8 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, wa
     first = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env)
     assert first.returncode == 0, first.stdout[-4000:]
     assert "=== KAM demo: done ===" in first.stdout
-    assert "raw rows:" in first.stdout and "tests passed" in first.stdout
+    assert "raw rows:" in first.stdout and "tests passed" in first.stdout and "quality gates:" in first.stdout
+    assert rows(warehouse, "select bool_and(success), count(*) > 300 from audit.validation_results") == [(True, True)]
     assert "****" in first.stdout
     password_in_url = warehouse.split(":")[2].split("@")[0]
     assert password_in_url not in first.stdout

@@ -57,10 +57,12 @@ class AlertMessage:
     text: str
     cc: tuple[str, ...] = ()
     attachments: list[tuple[str, bytes, str]] = field(default_factory=list)  # (file name, bytes, mime type)
+    occasion: str = ""  # set when one as-of date can warrant several messages (a run that failed)
 
     @property
     def key(self) -> str:
-        return f"{self.alert_type}/{self.as_of_date.isoformat()}/{','.join(sorted(self.to))}"
+        return "/".join(filter(None, [self.alert_type, self.as_of_date.isoformat(), self.occasion,
+                                      ",".join(sorted(self.to))]))
 
     @property
     def message_id(self) -> str:
@@ -298,6 +300,19 @@ def finance_summary_message(conn: psycopg.Connection, as_of: date, recipients: R
         html=page(f"Overdue summary as of {as_of}", intro, html_table(columns, table_rows)),
         text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
         attachments=[(f"overdue_summary_{as_of}.csv", csv_attachment(columns, records), "text/csv")],
+    )
+
+
+def gate_failure_message(as_of: date, run_id: str, failures: list[str], recipients: Recipients) -> AlertMessage:
+    """To data engineering: the marts gate failed, what failed, and that nothing was published."""
+    intro = (f"The marts gate failed for {as_of} (run {run_id}): {len(failures)} expectation(s). The marts were not "
+             "published; BI keeps reading the previous marts and no overdue emails went out from this run.")
+    columns = ("Failed expectation",)
+    return AlertMessage(
+        alert_type="gate_failure", as_of_date=as_of, occasion=single_line(run_id, 120), to=recipients.data_engineering,
+        subject=f"[KAM] Marts gate failed for {as_of}: {len(failures)} expectation(s), nothing published",
+        html=page(f"Marts gate failed for {as_of}", intro, html_table(columns, [(f,) for f in failures])),
+        text=intro + "\n\n" + "\n".join(single_line(f, 1000) for f in failures),
     )
 
 

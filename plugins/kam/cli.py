@@ -5,6 +5,7 @@
     kam load [--mapping FILE] PATH...       files into raw, audited, bad rows quarantined
     kam dbt ARGS...                         dbt against the warehouse
     kam run --date D [--dag kam_daily]      a whole DAG for one day through Airflow
+    kam expectations generate               the raw GX suites from the contract
     kam demo                                all of the above on the embedded default
 """
 
@@ -116,6 +117,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def cmd_expectations(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.quality import write_raw_suites
+
+    paths = write_raw_suites(settings)
+    _say(f"wrote {len(paths)} raw suites from the contract into {settings.expectations_dir / 'raw'}; review the diff")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from kam.demo import run_demo
 
@@ -153,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dag", default="kam_daily", choices=("kam_daily", "kam_alerts"))
     p.add_argument("--verbose", action="store_true", help="show Airflow's whole output, not only the summary")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("expectations", help="regenerate the raw GX suites from the contract")
+    p.add_argument("action", choices=("generate",))
+    p.set_defaults(func=cmd_expectations)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded default")
     p.add_argument("--scale", type=float, default=1.0)

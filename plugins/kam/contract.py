@@ -46,6 +46,7 @@ class Table:
     primary_key: tuple[str, ...]
     plausible_dates: tuple[date, date]
     description: str = ""
+    date_order: tuple[tuple[str, str], ...] = ()  # (earlier, later) pairs: later may not be before earlier
     column_index: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -101,6 +102,9 @@ def _table(source: str, spec: dict, plausible_dates: tuple[date, date]) -> Table
     names = {c.name for c in columns}
     if unknown := set(keys[0]) - names:
         raise ContractError(f"{where}: primary key names unknown columns {sorted(unknown)}")
+    date_order = tuple(tuple(pair) for pair in (spec.get("config") or {}).get("meta", {}).get("date_order", []))
+    if unknown := {c for pair in date_order for c in pair} - names:
+        raise ContractError(f"{where}: date_order names unknown columns {sorted(unknown)}")
     return Table(
         source=source,
         name=spec["name"],
@@ -108,6 +112,7 @@ def _table(source: str, spec: dict, plausible_dates: tuple[date, date]) -> Table
         primary_key=tuple(keys[0]),
         plausible_dates=plausible_dates,
         description=spec.get("description", ""),
+        date_order=date_order,
         column_index={c.name: c for c in columns},
     )
 

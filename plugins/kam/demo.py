@@ -24,9 +24,14 @@ def summary_lines(url: str, settings: Settings) -> list[str]:
         quarantined = conn.execute("select count(*) from audit.quarantine q join audit.batches b using (batch_id) "
                                    "where b.status = 'loaded'").fetchone()[0]
         marts = conn.execute("select count(*) from information_schema.tables where table_schema = 'marts'").fetchone()[0]
+        checked, passed = conn.execute("select count(*), count(*) filter (where success) from audit.validation_results "
+                                       "where run_id = (select run_id from audit.publications order by publication_id desc "
+                                       "limit 1)").fetchone()
     lines.append("raw rows: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     lines.append(f"quarantined rows (current batches): {quarantined}")
     lines.append(f"dbt: {read_run_results(settings.dbt_target_dir).summary()}; {marts} relations published in `marts`")
+    lines.append(f"quality gates: {passed} of {checked} expectations passed (audit.validation_results; data docs under "
+                 f"{settings.home / 'gx'})")
     return lines
 
 

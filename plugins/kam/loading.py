@@ -365,7 +365,7 @@ class Loader:
         with connect(self.url, autocommit=True) as conn:
             conn.execute("select pg_advisory_lock(hashtext(%s))", (batch_key,))
             previous = conn.execute(
-                "select batch_id, checksum from audit.batches where batch_key = %s and status = 'loaded' "
+                "select batch_id, checksum from audit.batches where batch_key = %s and status in ('loaded', 'rejected') "
                 "order by batch_id desc limit 1", (batch_key,)).fetchone()
             same = conn.execute(
                 "select batch_id, file_path from audit.batches where checksum = %s and mapping = %s "

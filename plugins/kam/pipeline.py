@@ -74,6 +74,55 @@ def load_files(url: str, settings: Settings, files: list[dict], progress: Callab
     return summary
 
 
+def _table_batches(load_summary: dict | None) -> dict[str, list[int]]:
+    batches: dict[str, list[int]] = {}
+    for batch in (load_summary or {}).get("batches", []):
+        for table in batch["tables"]:
+            if batch["status"] == "loaded":
+                batches.setdefault(table, []).append(batch["batch_id"])
+    return batches
+
+
+def validate_raw(url: str, settings: Settings, as_of_date: date, run_id: str, run_date: date,
+                 load_summary: dict | None = None, progress: Callable[[str], None] = log.info) -> dict:
+    """The raw gate. On failure the latest batch of each failing table is marked rejected
+    and nothing downstream runs."""
+    from kam import quality
+
+    result = quality.validate_raw(settings, url, as_of_date, run_id, run_date, _table_batches(load_summary), progress)
+    if not result.ok:
+        failed_tables = sorted({f.table for f in result.failures})
+        with warehouse.connect(url) as conn:
+            conn.execute("""
+                update audit.batches set status = 'rejected',
+                    message = concat_ws('; ', message, 'rejected by the raw gate of run ' || %s)
+                where batch_id in (
+                    select max(batch_id) from audit.batches, unnest(target_tables) as target(table_name)
+                    where status = 'loaded' and target.table_name = any(%s) group by target.table_name)""",
+                         (run_id, failed_tables))
+        raise StepFailed(
+            f"the raw gate failed on {', '.join(failed_tables)}; their latest batches are marked rejected and nothing "
+            f"downstream ran. Fix the source files and rerun:\n  " + "\n  ".join(map(str, result.failures[:20])))
+    return {"summary": result.summary(), "data_docs": result.data_docs}
+
+
+def validate_marts(url: str, settings: Settings, as_of_date: date, run_id: str, dbt_invocation_id: str | None,
+                   smtp=None, progress: Callable[[str], None] = log.info) -> dict:
+    """The marts gate on the build schema. On failure the data-engineering list gets one
+    email with what failed, and the published marts stay as they are."""
+    from kam import alerts, quality
+
+    result = quality.validate_marts(settings, url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id,
+                                    dbt_invocation_id, progress)
+    if not result.ok:
+        failures = [str(f) for f in result.failures]
+        if smtp is not None:
+            message = alerts.gate_failure_message(as_of_date, run_id, failures, settings.recipients)
+            alerts.deliver(url, [message], smtp, settings.recipients.mail_from, progress)
+        raise StepFailed("the marts gate failed; yesterday's marts stay published:\n  " + "\n  ".join(failures[:20]))
+    return {"summary": result.summary(), "data_docs": result.data_docs}
+
+
 def build_marts(url: str, settings: Settings, as_of_date: date, progress: Callable[[str], None] = log.info) -> dict:
     result = transform.run_dbt(["build"], url, settings, as_of_date=as_of_date, progress=progress)
     if not result.ok:

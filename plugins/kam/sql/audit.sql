@@ -72,3 +72,24 @@ create table if not exists audit.alert_ledger (
     first_attempt_at  timestamptz not null default now(),
     sent_at           timestamptz
 );
+
+-- One row per expectation run by a quality gate (raw or marts).
+create table if not exists audit.validation_results (
+    validation_result_id bigint generated always as identity primary key,
+    run_id            text        not null,
+    gate              text        not null check (gate in ('raw', 'marts')),
+    as_of_date        date        not null,
+    suite             text        not null,
+    table_name        text        not null,
+    expectation_type  text        not null,
+    column_name       text,
+    kwargs            jsonb       not null,
+    success           boolean     not null,
+    observed_value    text,
+    unexpected_count  bigint,
+    unexpected_sample text,
+    batch_ids         bigint[],   -- the raw batches validated (raw gate)
+    dbt_invocation_id text,       -- the dbt build validated (marts gate)
+    validated_at      timestamptz not null default now()
+);
+create index if not exists validation_results_suite_idx on audit.validation_results (suite, validated_at);
