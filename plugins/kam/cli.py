@@ -1,11 +1,13 @@
 """`kam`: the command line of the KAM warehouse.
 
     kam warehouse start|stop|status|url     the embedded PostgreSQL (or KAM_WAREHOUSE_URL)
+    kam warehouse bi-url                    the read-only BI role's URL (reads `marts` only)
     kam generate --scale N --seed S         synthetic ERP landing files + ground truth
     kam load [--mapping FILE] PATH...       files into raw, audited, bad rows quarantined
     kam dbt ARGS...                         dbt against the warehouse
     kam run --date D [--dag kam_daily]      a whole DAG for one day through Airflow
     kam expectations generate               the raw GX suites from the contract
+    kam report                              the HTML report of the published marts
     kam demo                                all of the above on the embedded default
 """
 
@@ -63,6 +65,10 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "url":
         # The one command whose job is to hand out the credential: `psql "$(kam warehouse url)"`.
         _say(warehouse_url(settings))
+    elif args.action == "bi-url":
+        from kam.warehouse import bi_url
+
+        _say(bi_url(ready_warehouse(settings), settings))
     return 0
 
 
@@ -117,6 +123,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.report import build_report
+    from kam.warehouse import ready_warehouse
+
+    _say(f"report written: {build_report(ready_warehouse(settings), settings)}")
+    return 0
+
+
 def cmd_expectations(args: argparse.Namespace, settings: Settings) -> int:
     from kam.quality import write_raw_suites
 
@@ -136,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("warehouse", help="start, stop or inspect the warehouse")
-    p.add_argument("action", choices=("start", "stop", "status", "url"))
+    p.add_argument("action", choices=("start", "stop", "status", "url", "bi-url"))
     p.set_defaults(func=cmd_warehouse)
 
     p = sub.add_parser("generate", help="write synthetic ERP landing files")
@@ -162,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dag", default="kam_daily", choices=("kam_daily", "kam_alerts"))
     p.add_argument("--verbose", action="store_true", help="show Airflow's whole output, not only the summary")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="write the HTML report of the published marts under KAM_HOME/report")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("expectations", help="regenerate the raw GX suites from the contract")
     p.add_argument("action", choices=("generate",))

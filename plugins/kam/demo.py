@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import date
 
 from kam.orchestration import run_dag, run_log_path
+from kam.report import build_report
 from kam.settings import Settings
 from kam.sources.synthetic import generate
 from kam.transform import read_run_results
@@ -54,7 +55,8 @@ def run_demo(settings: Settings, scale: float, seed: int, as_of: date, progress:
         progress(line)
     outbox = sorted(settings.outbox_dir.glob("*.eml")) if settings.outbox_dir.exists() else []
     progress(f"emails: {len(outbox)} messages in {settings.outbox_dir} (audit.alert_ledger says what was sent when)")
-    progress(f"warehouse: {mask_url(url)}  (full URL: .venv/bin/kam warehouse url)")
+    progress(f"report: {build_report(url, settings)}")
+    progress(f"warehouse: {mask_url(url)}  (full URL: .venv/bin/kam warehouse url; BI: kam warehouse bi-url)")
     progress("next: psql \"$(.venv/bin/kam warehouse url)\" -c 'select * from marts.ar_aging limit 5'")
     progress(f"      ground truth of the injected cases: {settings.landing_dir / 'ground_truth.json'}")
     return 0
