@@ -82,7 +82,8 @@ def kam_daily():
         from kam.pipeline import build_marts, warehouse_url_from_connection
         from kam.settings import load_settings
 
-        return build_marts(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date())
+        run_id = get_current_context()["run_id"]
+        return build_marts(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), run_id=run_id)
 
     @task
     @fail_fast_on_bad_data

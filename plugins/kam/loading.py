@@ -364,6 +364,10 @@ class Loader:
         batch_key = f"{mapping.name}:{path}"
         with connect(self.url, autocommit=True) as conn:
             conn.execute("select pg_advisory_lock(hashtext(%s))", (batch_key,))
+            # Holding the file's lock, a batch still 'loading' is one whose loader died mid-way.
+            conn.execute("update audit.batches set status = 'failed', finished_at = now(), message = 'interrupted: the "
+                         "loader stopped before it finished; nothing of this batch was kept' "
+                         "where batch_key = %s and status = 'loading'", (batch_key,))
             previous = conn.execute(
                 "select batch_id, checksum from audit.batches where batch_key = %s and status in ('loaded', 'rejected') "
                 "order by batch_id desc limit 1", (batch_key,)).fetchone()

@@ -115,6 +115,7 @@ def validate_marts(url: str, settings: Settings, as_of_date: date, run_id: str, 
     result = quality.validate_marts(settings, url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id,
                                     dbt_invocation_id, progress)
     if not result.ok:
+        release_transform_lease(url, run_id)
         failures = [str(f) for f in result.failures]
         if smtp is not None:
             message = alerts.gate_failure_message(as_of_date, run_id, failures, settings.recipients)
@@ -123,9 +124,57 @@ def validate_marts(url: str, settings: Settings, as_of_date: date, run_id: str, 
     return {"summary": result.summary(), "data_docs": result.data_docs}
 
 
-def build_marts(url: str, settings: Settings, as_of_date: date, progress: Callable[[str], None] = log.info) -> dict:
+TRANSFORM_LEASE = "marts"
+LEASE_HOURS = 3
+
+
+def acquire_transform_lease(url: str, run_id: str, as_of_date: date, wait_seconds: float = 600,
+                            progress: Callable[[str], None] = log.info) -> None:
+    """Take the marts lease for this run (dbt build -> marts gate -> publish). Another run
+    holding it makes this one wait, then fail with who holds it; the same run (a retry) may
+    take it again."""
+    import time
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with warehouse.connect(url) as conn:
+            holder = conn.execute("""
+                insert into audit.transform_lease (lease_name, run_id, as_of_date, expires_at)
+                values (%(name)s, %(run)s, %(day)s, now() + make_interval(hours => %(hours)s))
+                on conflict (lease_name) do update set
+                    run_id = excluded.run_id, as_of_date = excluded.as_of_date,
+                    acquired_at = now(), expires_at = excluded.expires_at
+                where audit.transform_lease.run_id = excluded.run_id or audit.transform_lease.expires_at < now()
+                returning run_id""", {"name": TRANSFORM_LEASE, "run": run_id, "day": as_of_date,
+                                      "hours": LEASE_HOURS}).fetchone()
+            if holder:
+                return
+            other = conn.execute("select run_id, as_of_date from audit.transform_lease where lease_name = %s",
+                                 (TRANSFORM_LEASE,)).fetchone()
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"another run ({other[0]}, as of {other[1]}) is building the marts; this run waited "
+                             f"{wait_seconds:.0f}s. Retry when it has finished (the lease expires after {LEASE_HOURS}h "
+                             "if that run died).")
+        progress(f"waiting: run {other[0]} (as of {other[1]}) is building the marts")
+        time.sleep(2)
+
+
+def release_transform_lease(url: str, run_id: str) -> None:
+    with warehouse.connect(url) as conn:
+        conn.execute("delete from audit.transform_lease where lease_name = %s and run_id = %s",
+                     (TRANSFORM_LEASE, run_id))
+
+
+def build_marts(url: str, settings: Settings, as_of_date: date, progress: Callable[[str], None] = log.info,
+                run_id: str | None = None) -> dict:
+    """dbt build into the build schema. With a run_id the run takes the marts lease first
+    (released by publish, or here when the build fails)."""
+    if run_id:
+        acquire_transform_lease(url, run_id, as_of_date, progress=progress)
     result = transform.run_dbt(["build"], url, settings, as_of_date=as_of_date, progress=progress)
     if not result.ok:
+        if run_id:
+            release_transform_lease(url, run_id)
         raise StepFailed("dbt build failed; published marts are unchanged:\n  " + "\n  ".join(result.failures[:20]))
     return {"summary": result.summary(), "invocation_id": result.invocation_id,
             "counts": {f"{k}:{s}": n for (k, s), n in result.counts.items()}}
@@ -133,6 +182,7 @@ def build_marts(url: str, settings: Settings, as_of_date: date, progress: Callab
 
 def publish_marts(url: str, as_of_date: date, run_id: str, dbt_invocation_id: str) -> dict:
     publication_id = warehouse.publish(url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id)
+    release_transform_lease(url, run_id)
     return {"publication_id": publication_id, "as_of_date": as_of_date.isoformat()}
 
 

@@ -61,7 +61,21 @@ def _sniff_format(path: Path, head: bytes) -> str:
     return "csv"
 
 
+def _refuse_mixed_encodings(path: Path, sample: bytes) -> None:
+    """UTF-8 text (with real multi-byte characters) followed by bytes that are not UTF-8 is
+    a file assembled from two encodings: reading it as either would garble part of it."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError as exc:
+        prefix = sample[: exc.start]
+        if any(byte >= 0x80 for byte in prefix):
+            raise FileRefused(path, "mixed encodings: UTF-8 text up to here, then bytes that are not UTF-8; "
+                                    "re-export the file in one encoding", prefix.count(b"\n") + 1) from exc
+
+
 def _detect_encoding(path: Path, sample: bytes, declared: str | None) -> str:
+    if not declared:
+        _refuse_mixed_encodings(path, sample)
     candidates = [declared] if declared else ["utf-8", "gb18030"]
     for name in candidates:
         decoder = codecs.getincrementaldecoder(name)()

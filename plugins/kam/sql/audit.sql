@@ -93,3 +93,14 @@ create table if not exists audit.validation_results (
     validated_at      timestamptz not null default now()
 );
 create index if not exists validation_results_suite_idx on audit.validation_results (suite, validated_at);
+
+-- Who is building the marts. The build schema is shared, so dbt build, the marts gate and
+-- publish of one run must not interleave with another run's; a lease that is not released
+-- (a crashed worker) expires.
+create table if not exists audit.transform_lease (
+    lease_name        text primary key,
+    run_id            text        not null,
+    as_of_date        date        not null,
+    acquired_at       timestamptz not null default now(),
+    expires_at        timestamptz not null
+);
