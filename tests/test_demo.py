@@ -32,6 +32,7 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, wa
     sent = scalar(warehouse, "select count(*) from audit.alert_ledger where status = 'sent'")
     overdue_managers = scalar(warehouse, "select count(distinct account_manager_email) from marts.overdue_invoices")
     assert scalar(warehouse, "select count(*) from audit.alert_ledger where alert_type = 'overdue'") == overdue_managers
+    assert len(outbox(kam_env)) == sent
     assert len(outbox(kam_env)) == sent > overdue_managers + 1  # + finance summary, stop lists, reviews due
 
     second = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env)
@@ -44,3 +45,7 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, wa
     assert scalar(warehouse, "select count(*) from marts.ar_aging_daily") == scalar(
         warehouse, "select count(*) from marts.ar_aging")
     assert len(outbox(kam_env)) == sent
+    leaked = [str(path) for path in Path(kam_env["KAM_HOME"]).rglob("*")
+              if path.is_file() and "warehouse" not in path.parts and password_in_url.encode() in path.read_bytes()]
+    assert leaked == [], "the warehouse password is written in these files"
+    assert password_in_url not in second.stdout + second.stderr
