@@ -59,6 +59,8 @@ def test_a_clean_run_publishes_and_records_every_result(published):
 def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(published):
     url, settings = published
     before = rows(url, "select customer_id, open_amount, bucket_1_30 from marts.ar_aging order by 1")
+    relations = "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+    published_relations = rows(url, relations)
     errors: list[str] = []
     counts: list[int] = []
     stop = threading.Event()
@@ -92,6 +94,7 @@ def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(publish
         controller.stop()
     assert errors == [] and counts and min(counts) == len(before)
     assert rows(url, "select customer_id, open_amount, bucket_1_30 from marts.ar_aging order by 1") == before
+    assert rows(url, relations) == published_relations  # dbt rebuilding staging must not drop published views
     (alert,) = inbox.messages
     assert alert["To"] == "data.engineering@example.com" and "Marts gate failed" in alert["Subject"]
     assert "ar_aging" in alert.get_body(("plain",)).get_content()

@@ -1,6 +1,11 @@
 {#- The rows of a history table that belong to published runs: the latest publication of
-    each as-of date. A run that failed its gates never shows, and a rerun replaces a day. -#}
-{% macro published_history(history) %}
+    each as-of date. A run that failed its gates never shows, and a rerun replaces a day.
+
+    Published views use this over `audit.publications` itself, not over a staging view:
+    dbt replaces a view by dropping the old one with CASCADE, which would take every
+    published view built on it along. Views in `marts` may depend only on tables dbt never
+    drops (the `snapshots` history and `audit`). -#}
+{% macro published_history(history, publications=none) %}
 with
 
 publications as (
@@ -8,7 +13,7 @@ publications as (
     select distinct on (as_of_date)
         as_of_date,
         dbt_invocation_id
-    from {{ ref('stg_audit__publications') }}
+    from {{ publications or source('audit', 'publications') }}
     order by as_of_date, publication_id desc
 
 ),

@@ -6,7 +6,7 @@
     {%- set relation = adapter.get_relation(database=target.database, schema='snapshots', identifier=identifier)
         if execute else none -%}
     {%- if relation is not none %}
-    select {{ columns.keys() | join(', ') }} from ({{ published_history(relation) }}) as published
+    select {{ columns.keys() | join(', ') }} from ({{ published_history(relation, ref('stg_audit__publications')) }}) as published
     {%- else %}
     select {% for name, type in columns.items() %}cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %}
     where false

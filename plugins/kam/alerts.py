@@ -136,8 +136,8 @@ def page(title: str, intro: str, table: str, note: str = "") -> str:
 # -- reading the published marts -----------------------------------------------------------------
 
 def published_as_of(conn: psycopg.Connection) -> date | None:
-    row = conn.execute("select as_of_date from audit.publications order by publication_id desc limit 1").fetchone()
-    return row[0] if row else None
+    """The as-of date of the marts BI reads now (backfills publish history only)."""
+    return conn.execute("select max(as_of_date) from audit.publications where is_current_marts").fetchone()[0]
 
 
 def require_published(conn: psycopg.Connection, as_of: date) -> None:

@@ -119,7 +119,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     as_of = args.date or _yesterday()
     _say(f"running {args.dag} for {as_of} through Airflow (whole output: {run_log_path(settings, args.dag, as_of)})")
     code = run_dag(args.dag, as_of, settings, ready_warehouse(settings), progress=_say, quiet=not args.verbose)
-    _say(f"{args.dag} for {as_of}: {'success' if code == 0 else f'FAILED (exit {code})'}")
+    _say(f"{args.dag} for {as_of}: " + ("success" if code == 0 else
+         f"FAILED (exit {code}); the whole output: {run_log_path(settings, args.dag, as_of)}"))
     return code
 
 

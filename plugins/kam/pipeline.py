@@ -210,6 +210,10 @@ def send_alerts(url: str, settings: Settings, as_of_date: date, smtp,
     from kam import alerts
 
     with warehouse.connect(url) as conn:
+        current = alerts.published_as_of(conn)
+        if current is not None and as_of_date < current:
+            progress(f"alerts: {as_of_date} is a backfill (the marts are as of {current}); nothing is sent for a past day")
+            return {"sent": 0, "already_sent": 0, "messages": 0, "skipped": "backfill"}
         try:
             alerts.require_published(conn, as_of_date)
         except alerts.MartsNotPublished as exc:

@@ -205,9 +205,10 @@ def run_gate(settings: Settings, url: str, gate: str, schema: str, tables: list[
             config = item.expectation_config
             details = item.result or {}
             observed = details.get("observed_value", details.get("unexpected_count"))
-            if item.exception_info and not item.success:
-                errors = [info.get("exception_message") for info in item.exception_info.values() if isinstance(info, dict)]
-                observed = "error: " + (next((e for e in errors if e), None) or str(item.exception_info))[:300]
+            raised = [info.get("exception_message") for info in (item.exception_info or {}).values()
+                      if isinstance(info, dict) and info.get("raised_exception")]
+            if raised and not item.success:
+                observed = "error: " + str(raised[0])[:300]
             failure = Failure(table, config.type, config.kwargs.get("column"), str(observed), _sample(details))
             result.expectations += 1
             if not item.success:

@@ -167,25 +167,34 @@ def publish(url: str, build_schema: str, as_of_date, run_id: str, dbt_invocation
     Readers see the old marts or the new ones, never an empty or mixed schema: queries
     already running finish on the old tables (now in marts_previous), new ones resolve
     `marts` to the new tables after commit. The previous marts stay as marts_previous
-    until the next publish, so the swap never waits for long-running readers to finish."""
+    until the next publish, so the swap never waits for long-running readers to finish.
+    A backfill (an as-of date older than the current marts) publishes only its history."""
     with connect(url, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(hashtext('kam.publish'))")
         try:
             if not _schema_exists(conn, build_schema):
                 raise RuntimeError(f"nothing to publish: schema {build_schema} does not exist (did dbt build run?)")
-            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA)))
+            current = conn.execute("select max(as_of_date) from audit.publications where is_current_marts").fetchone()[0]
+            is_backfill = current is not None and as_of_date < current
+            if not is_backfill:
+                conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA)))
             with conn.transaction():
-                if conn.execute("select 1 from pg_roles where rolname = %s", (bi_role_name(),)).fetchone():
-                    _grant_read(conn, build_schema)  # grants travel with the schema when it is renamed
-                if _schema_exists(conn, PUBLISHED_SCHEMA):
+                if is_backfill:
+                    # an older day: its history becomes visible; the current marts stay as they are
+                    conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(build_schema)))
+                else:
+                    if conn.execute("select 1 from pg_roles where rolname = %s", (bi_role_name(),)).fetchone():
+                        _grant_read(conn, build_schema)  # grants travel with the schema when it is renamed
+                    if _schema_exists(conn, PUBLISHED_SCHEMA):
+                        conn.execute(sql.SQL("alter schema {} rename to {}").format(
+                            sql.Identifier(PUBLISHED_SCHEMA), sql.Identifier(PREVIOUS_SCHEMA)))
                     conn.execute(sql.SQL("alter schema {} rename to {}").format(
-                        sql.Identifier(PUBLISHED_SCHEMA), sql.Identifier(PREVIOUS_SCHEMA)))
-                conn.execute(sql.SQL("alter schema {} rename to {}").format(
-                    sql.Identifier(build_schema), sql.Identifier(PUBLISHED_SCHEMA)))
+                        sql.Identifier(build_schema), sql.Identifier(PUBLISHED_SCHEMA)))
                 _prune_unpublished_history(conn, as_of_date, dbt_invocation_id)
                 publication_id = conn.execute(
-                    "insert into audit.publications (as_of_date, run_id, dbt_invocation_id) values (%s, %s, %s) "
-                    "returning publication_id", (as_of_date, run_id, dbt_invocation_id)).fetchone()[0]
+                    "insert into audit.publications (as_of_date, run_id, dbt_invocation_id, is_current_marts) "
+                    "values (%s, %s, %s, %s) returning publication_id",
+                    (as_of_date, run_id, dbt_invocation_id, not is_backfill)).fetchone()[0]
             return publication_id
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('kam.publish'))")

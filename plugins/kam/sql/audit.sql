@@ -56,6 +56,8 @@ create table if not exists audit.publications (
     dbt_invocation_id text,
     published_at      timestamptz not null default now()
 );
+-- A backfill (an as-of date older than the current marts) publishes its history only.
+alter table audit.publications add column if not exists is_current_marts boolean not null default true;
 
 -- One row per message the alert DAG means to send: a retry or rerun for the same as-of
 -- date and recipient never sends it twice; a failed send is retried and recorded.
