@@ -73,8 +73,14 @@ def kam_daily():
 
         context = get_current_context()
         # Raw data may legitimately hold dates up to the day the run happens, whatever the as-of date.
-        return raw_gate(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(),
-                        context["run_id"], clock.now("UTC").date(), load_summary)
+        return raw_gate(
+            warehouse_url_from_connection(WAREHOUSE_CONN_ID),
+            load_settings(),
+            _as_of_date(),
+            context["run_id"],
+            clock.now("UTC").date(),
+            load_summary,
+        )
 
     @task
     @fail_fast_on_bad_data
@@ -83,7 +89,9 @@ def kam_daily():
         from kam.settings import load_settings
 
         run_id = get_current_context()["run_id"]
-        return build_marts(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), run_id=run_id)
+        return build_marts(
+            warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), run_id=run_id
+        )
 
     @task
     @fail_fast_on_bad_data
@@ -93,8 +101,14 @@ def kam_daily():
         from kam.settings import load_settings
 
         context = get_current_context()
-        marts_gate(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), context["run_id"],
-                   build_summary["invocation_id"], smtp_from_connection(SMTP_CONN_ID))
+        marts_gate(
+            warehouse_url_from_connection(WAREHOUSE_CONN_ID),
+            load_settings(),
+            _as_of_date(),
+            context["run_id"],
+            build_summary["invocation_id"],
+            smtp_from_connection(SMTP_CONN_ID),
+        )
         return build_summary
 
     @task(outlets=[MARTS_ASSET])

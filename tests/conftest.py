@@ -36,8 +36,9 @@ def make_settings(home: Path, url: str | None) -> Settings:
 
 
 def _admin(state) -> psycopg.Connection:
-    return psycopg.connect(state.url(role="postgres", password=state.superuser_password, database="postgres"),
-                           autocommit=True)
+    return psycopg.connect(
+        state.url(role="postgres", password=state.superuser_password, database="postgres"), autocommit=True
+    )
 
 
 def create_database(state, name: str) -> str:
@@ -74,7 +75,9 @@ def run_kam(*args: str, env: dict | None = None, check: bool = False) -> subproc
     kam = Path(sys.executable).parent / "kam"
     result = subprocess.run([str(kam), *args], capture_output=True, text=True, env=env, timeout=900)
     if check and result.returncode != 0:
-        raise AssertionError(f"kam {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"kam {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

@@ -52,20 +52,39 @@ def publish_overdue(url: str, items: list[tuple]) -> None:
             conn.execute(
                 "insert into marts.overdue_invoices values (%s, %s, %s, %s, %s, %s, %s, '2026-01-01', '2026-02-01',"
                 " %s, %s, %s, '1_30', %s, 'level', %s)",
-                (AS_OF, f"I{n}", f"N{n}", customer, name, manager, manager_email, amount, amount, days,
-                 1 if days < 61 else 3, days >= 61))
+                (
+                    AS_OF,
+                    f"I{n}",
+                    f"N{n}",
+                    customer,
+                    name,
+                    manager,
+                    manager_email,
+                    amount,
+                    amount,
+                    days,
+                    1 if days < 61 else 3,
+                    days >= 61,
+                ),
+            )
         conn.execute("insert into audit.publications (as_of_date, run_id) values (%s, 'test')", (AS_OF,))
 
 
 LOOKALIKES = [
     ("C1", "Acme Trading Ltd", "Ann", "ann@example.com", 10, 100),
-    ("C2", "Acme Trading Ltd.", "Bob", "bob@example.com", 70, 200),   # looks like C1, belongs to Bob
+    ("C2", "Acme Trading Ltd.", "Bob", "bob@example.com", 70, 200),  # looks like C1, belongs to Bob
     ("C3", "ACME TRADING LTD", "Ann", "ann@example.com", 40, 50),
 ]
 HOSTILE = [
-    ("C9", "<script>alert(1)</script>\r\nBcc: victim@example.com", "Eve\nBcc: x@example.com",
-     "eve@example.com\r\nBcc: x@example.com", 5, 10),
-    ("C8", "=HYPERLINK(\"http://evil\",\"click\")", "Ann", "ann@example.com", 3, 20),
+    (
+        "C9",
+        "<script>alert(1)</script>\r\nBcc: victim@example.com",
+        "Eve\nBcc: x@example.com",
+        "eve@example.com\r\nBcc: x@example.com",
+        5,
+        10,
+    ),
+    ("C8", '=HYPERLINK("http://evil","click")', "Ann", "ann@example.com", 3, 20),
     ("C7", "x" * 5000, "Ann", "ann@example.com", 2, 30),
 ]
 
@@ -115,7 +134,9 @@ def test_smtp_down_then_up_delivers_every_message_exactly_once(warehouse, smtp_s
     inbox, smtp = smtp_server
     publish_overdue(warehouse, LOOKALIKES)
     with psycopg.connect(warehouse) as conn:
-        messages = overdue_messages(conn, AS_OF, RECIPIENTS) + [finance_summary_message(conn, AS_OF, RECIPIENTS)]
+        messages = overdue_messages(conn, AS_OF, RECIPIENTS) + [
+            finance_summary_message(conn, AS_OF, RECIPIENTS)
+        ]
     down = deliver(warehouse, messages, Smtp("127.0.0.1", free_port(), timeout=2), RECIPIENTS.mail_from)
     assert down.sent == 0 and len(down.failed) == 3
     assert rows(warehouse, "select distinct status from audit.alert_ledger") == [("failed",)]
@@ -135,7 +156,8 @@ def test_alerts_refuse_marts_not_published_for_the_date(tmp_path, warehouse, smt
 
 
 def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothing(
-        tmp_path, warehouse, smtp_server):
+    tmp_path, warehouse, smtp_server
+):
     from kam.loading import Loader
     from kam.pipeline import build_marts, publish_marts
     from kam.sources.synthetic import generate
@@ -153,13 +175,20 @@ def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothi
         return {line.split(",")[1] for line in message.get_payload()[1].get_content().splitlines()[1:]}
 
     for kind, mart in (("overdue invoices", "overdue_invoices"), ("Stop shipment", "stop_shipments")):
-        managers = rows(warehouse, f"select account_manager_email, array_agg(distinct customer_id) from marts.{mart} group by 1")
+        managers = rows(
+            warehouse,
+            f"select account_manager_email, array_agg(distinct customer_id) from marts.{mart} group by 1",
+        )
         assert managers
         for manager_email, customers in managers:
             (message,) = [m for m in inbox.messages if m["To"] == manager_email and kind in m["Subject"]]
             assert listed_customers(message) == set(customers)
-    (credit_control,) = [m for m in inbox.messages if m["To"] == "credit.control@example.com" and "Stop" in m["Subject"]]
-    assert listed_customers(credit_control) == {r[0] for r in rows(warehouse, "select customer_id from marts.stop_shipments")}
+    (credit_control,) = [
+        m for m in inbox.messages if m["To"] == "credit.control@example.com" and "Stop" in m["Subject"]
+    ]
+    assert listed_customers(credit_control) == {
+        r[0] for r in rows(warehouse, "select customer_id from marts.stop_shipments")
+    }
     assert [m for m in inbox.messages if "credit reviews due" in m["Subject"]]
     assert len([m for m in inbox.messages if "Overdue summary" in m["Subject"]]) == 1
 

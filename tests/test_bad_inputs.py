@@ -24,8 +24,11 @@ def generate(name: str, folder: Path) -> Path:
     if name == "ten_megabyte_field.csv":
         write_invoices(path, [invoice(1, invoice_number="N" * (10 << 20))])
     elif name == "nul_bytes.csv":
-        path.write_bytes((",".join(INVOICE_HEADER) + "\n").encode() + b"I1,N1,C1,,2026-01-05,2026-02-04,CNY,10,posted\n"
-                         + b"I2,N\x002,C1,,2026-01-05,2026-02-04,CNY,10,posted\n")
+        path.write_bytes(
+            (",".join(INVOICE_HEADER) + "\n").encode()
+            + b"I1,N1,C1,,2026-01-05,2026-02-04,CNY,10,posted\n"
+            + b"I2,N\x002,C1,,2026-01-05,2026-02-04,CNY,10,posted\n"
+        )
     elif name == "workbook.xlsx":
         import openpyxl
 
@@ -57,9 +60,15 @@ def test_each_bad_input_loads_with_quarantine_or_is_refused_whole(case, warehous
     loader = Loader(warehouse, progress=lambda m: None)
     table = get_table(case["table"])
     if case.get("after"):
-        (earlier,) = loader.load_paths([shutil.copy(CORPUS / case["after"], folder / case["after"])], table=table)
+        (earlier,) = loader.load_paths(
+            [shutil.copy(CORPUS / case["after"], folder / case["after"])], table=table
+        )
         assert earlier.status == "loaded"
-    source = generate(case["file"], folder) if case.get("generated") else Path(shutil.copy(CORPUS / case["file"], folder))
+    source = (
+        generate(case["file"], folder)
+        if case.get("generated")
+        else Path(shutil.copy(CORPUS / case["file"], folder))
+    )
     before = scalar(warehouse, f"select count(*) from raw.{table.name}")  # noqa: S608
     (result,) = loader.load_paths([source], table=table)
     after = scalar(warehouse, f"select count(*) from raw.{table.name}")  # noqa: S608
@@ -68,14 +77,21 @@ def test_each_bad_input_loads_with_quarantine_or_is_refused_whole(case, warehous
         assert str(source) in result.message and case["message"] in result.message, result.message
         assert "Traceback" not in result.message
         assert after == before
-        assert scalar(warehouse, "select count(*) from audit.quarantine where batch_id = %s", (result.batch_id,)) == 0
+        assert (
+            scalar(warehouse, "select count(*) from audit.quarantine where batch_id = %s", (result.batch_id,))
+            == 0
+        )
     else:
         assert result.status == "loaded", result.message
         assert result.rows_landed == result.rows_loaded + result.rows_quarantined
         assert (result.rows_loaded, result.rows_quarantined) == (case["loaded"], case["quarantined"])
         assert case.get("message", "") in result.message
-        quarantined = rows(warehouse, "select line_no, reason from audit.quarantine where batch_id = %s", (result.batch_id,))
-        assert len(quarantined) == case["quarantined"] and all(line > 1 and reason for line, reason in quarantined)
+        quarantined = rows(
+            warehouse, "select line_no, reason from audit.quarantine where batch_id = %s", (result.batch_id,)
+        )
+        assert len(quarantined) == case["quarantined"] and all(
+            line > 1 and reason for line, reason in quarantined
+        )
 
 
 def test_the_corpus_covers_every_kind_the_issue_names():

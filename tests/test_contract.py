@@ -40,11 +40,23 @@ DESIGN_TABLES = {
 DESIGN_ENUMS = {
     ("customers", "customer_type"): {"distributor", "retail_chain", "direct"},
     ("sales_orders", "status"): {"open", "shipped", "invoiced", "cancelled"},
-    ("credit_events", "event_type"): {"broken_promise", "dispute", "legal_action", "high_risk_investment", "write_off"},
+    ("credit_events", "event_type"): {
+        "broken_promise",
+        "dispute",
+        "legal_action",
+        "high_risk_investment",
+        "write_off",
+    },
     ("visits", "visit_level"): {"executive", "technical", "business"},
     ("invoices", "status"): {"posted", "cancelled"},
     ("credit_notes", "reason"): {"return", "quality", "price_adjustment", "rebate", "other"},
-    ("retailer_fee_schedules", "basis"): {"one_time", "per_store", "per_sku_per_store", "bundle", "per_period"},
+    ("retailer_fee_schedules", "basis"): {
+        "one_time",
+        "per_store",
+        "per_sku_per_store",
+        "bundle",
+        "per_period",
+    },
 }
 
 
@@ -76,8 +88,12 @@ def test_every_raw_table_has_one_staging_model_reading_only_its_source():
         text = model.read_text()
         assert re.findall(r"source\('(\w+)', '(\w+)'\)", text) == [(table.source, table.name)]
         assert "join" not in text.lower()
-    models_outside_staging = [p for p in (PROJECT_DIR / "dbt" / "models").rglob("*.sql") if "staging" not in p.parts]
+    models_outside_staging = [
+        p for p in (PROJECT_DIR / "dbt" / "models").rglob("*.sql") if "staging" not in p.parts
+    ]
     assert not [p for p in models_outside_staging if "source(" in p.read_text()]
     # the one documented exception: published history views read audit.publications directly
-    macros_with_sources = [p.name for p in (PROJECT_DIR / "dbt" / "macros").glob("*.sql") if "source(" in p.read_text()]
+    macros_with_sources = [
+        p.name for p in (PROJECT_DIR / "dbt" / "macros").glob("*.sql") if "source(" in p.read_text()
+    ]
     assert macros_with_sources == ["published_history.sql"]

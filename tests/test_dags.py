@@ -12,8 +12,17 @@ import pytest
 from kam.settings import PROJECT_DIR
 
 DAG_IDS = {"kam_daily", "kam_alerts"}
-HEAVY_MODULES = ("pandas", "great_expectations", "dbt", "psycopg", "pyarrow", "openpyxl", "kam.loading",
-                 "kam.transform", "kam.warehouse")
+HEAVY_MODULES = (
+    "pandas",
+    "great_expectations",
+    "dbt",
+    "psycopg",
+    "pyarrow",
+    "openpyxl",
+    "kam.loading",
+    "kam.transform",
+    "kam.warehouse",
+)
 
 PARSE_SCRIPT = """
 import json, sys, socket
@@ -33,11 +42,20 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
 @pytest.fixture(scope="module")
 def parsed(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-home")
-    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-           "PYTHONPATH": str(PROJECT_DIR / "plugins")}
-    result = subprocess.run([sys.executable, "-c", PARSE_SCRIPT, str(PROJECT_DIR / "dags"), ",".join(HEAVY_MODULES)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PATH": "/usr/bin:/bin",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "PYTHONPATH": str(PROJECT_DIR / "plugins"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_SCRIPT, str(PROJECT_DIR / "dags"), ",".join(HEAVY_MODULES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -56,8 +74,14 @@ def test_dags_have_tags_retries_and_docs(parsed):
 
 
 def test_kam_daily_runs_the_documented_steps(parsed):
-    assert parsed["dags"]["kam_daily"]["tasks"] == ["dbt_build", "extract", "load_raw", "publish", "validate_marts",
-                                                     "validate_raw"]
+    assert parsed["dags"]["kam_daily"]["tasks"] == [
+        "dbt_build",
+        "extract",
+        "load_raw",
+        "publish",
+        "validate_marts",
+        "validate_raw",
+    ]
 
 
 def test_kam_alerts_is_scheduled_on_the_asset_kam_daily_publishes(parsed):

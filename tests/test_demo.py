@@ -21,17 +21,26 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, wa
     assert first.returncode == 0, first.stdout[-4000:]
     assert "=== KAM demo: done ===" in first.stdout
     assert "raw rows:" in first.stdout and "tests passed" in first.stdout and "quality gates:" in first.stdout
-    assert rows(warehouse, "select bool_and(success), count(*) > 300 from audit.validation_results") == [(True, True)]
+    assert rows(warehouse, "select bool_and(success), count(*) > 300 from audit.validation_results") == [
+        (True, True)
+    ]
     assert "****" in first.stdout
     password_in_url = warehouse.split(":")[2].split("@")[0]
     assert password_in_url not in first.stdout
-    before = {t: scalar(warehouse, f"select count(*) from raw.{t}") for t in ("invoices", "payments", "customers")}  # noqa: S608
+    before = {
+        t: scalar(warehouse, f"select count(*) from raw.{t}") for t in ("invoices", "payments", "customers")
+    }  # noqa: S608
     assert before["invoices"] > 4000
     marts_before = scalar(warehouse, "select count(*) from marts.ar_open_items")
     assert marts_before > 0
     sent = scalar(warehouse, "select count(*) from audit.alert_ledger where status = 'sent'")
-    overdue_managers = scalar(warehouse, "select count(distinct account_manager_email) from marts.overdue_invoices")
-    assert scalar(warehouse, "select count(*) from audit.alert_ledger where alert_type = 'overdue'") == overdue_managers
+    overdue_managers = scalar(
+        warehouse, "select count(distinct account_manager_email) from marts.overdue_invoices"
+    )
+    assert (
+        scalar(warehouse, "select count(*) from audit.alert_ledger where alert_type = 'overdue'")
+        == overdue_managers
+    )
     assert len(outbox(kam_env)) == sent
     assert len(outbox(kam_env)) == sent > overdue_managers + 1  # + finance summary, stop lists, reviews due
 
@@ -43,9 +52,13 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, wa
     assert scalar(warehouse, "select count(*) from audit.batches where status = 'loaded'") == 21
     assert rows(warehouse, "select count(*), count(distinct as_of_date) from audit.publications") == [(2, 1)]
     assert scalar(warehouse, "select count(*) from marts.ar_aging_daily") == scalar(
-        warehouse, "select count(*) from marts.ar_aging")
+        warehouse, "select count(*) from marts.ar_aging"
+    )
     assert len(outbox(kam_env)) == sent
-    leaked = [str(path) for path in Path(kam_env["KAM_HOME"]).rglob("*")
-              if path.is_file() and "warehouse" not in path.parts and password_in_url.encode() in path.read_bytes()]
+    leaked = [
+        str(path)
+        for path in Path(kam_env["KAM_HOME"]).rglob("*")
+        if path.is_file() and "warehouse" not in path.parts and password_in_url.encode() in path.read_bytes()
+    ]
     assert leaked == [], "the warehouse password is written in these files"
     assert password_in_url not in second.stdout + second.stderr

@@ -65,7 +65,11 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition") -> None:
 
 
 def active_query_like(url: str, pattern: str) -> bool:
-    return bool(scalar(url, "select count(*) from pg_stat_activity where state = 'active' and query ilike %s", (pattern,)))
+    return bool(
+        scalar(
+            url, "select count(*) from pg_stat_activity where state = 'active' and query ilike %s", (pattern,)
+        )
+    )
 
 
 def test_a_loader_killed_mid_copy_reloads_every_row_exactly_once(tmp_path, warehouse):
@@ -78,7 +82,9 @@ def test_a_loader_killed_mid_copy_reloads_every_row_exactly_once(tmp_path, wareh
             handle.write(f"K{n:07d},N{n},C{n % 97},,2026-01-05,2026-02-04,CNY,{n % 1000 + 1}.25,posted\n")
     env = dict(os.environ, KAM_WAREHOUSE_URL=warehouse, KAM_HOME=str(tmp_path / "home"))
     kam = str(Path(sys.executable).parent / "kam")
-    loader = subprocess.Popen([kam, "load", str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    loader = subprocess.Popen(
+        [kam, "load", str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for(lambda: active_query_like(warehouse, "copy pg_temp.landing%"), what="the COPY to start")
         os.kill(loader.pid, signal.SIGKILL)
@@ -90,7 +96,9 @@ def test_a_loader_killed_mid_copy_reloads_every_row_exactly_once(tmp_path, wareh
     assert scalar(warehouse, "select count(*) from raw.invoices") == count
     assert scalar(warehouse, "select count(distinct invoice_id) from raw.invoices") == count
     assert rows(warehouse, "select status, rows_loaded from audit.batches order by batch_id") == [
-        ("failed", None), ("loaded", count)]
+        ("failed", None),
+        ("loaded", count),
+    ]
 
 
 def test_the_warehouse_stopping_mid_build_leaves_the_marts_and_the_retry_completes(own_server):
@@ -130,7 +138,9 @@ def test_smtp_down_makes_the_task_retry_and_every_message_goes_once(own_server):
     _, url, settings = own_server
     with pytest.raises(RuntimeError) as down:
         send_alerts(url, settings, AS_OF, Smtp("127.0.0.1", free_port(), timeout=2), progress=lambda m: None)
-    assert not isinstance(down.value, StepFailed), "a mail server that is down must be retried, not failed for good"
+    assert not isinstance(down.value, StepFailed), (
+        "a mail server that is down must be retried, not failed for good"
+    )
     from aiosmtpd.controller import Controller
 
     inbox = Inbox()
@@ -138,7 +148,9 @@ def test_smtp_down_makes_the_task_retry_and_every_message_goes_once(own_server):
     controller.start()
     try:
         first = send_alerts(url, settings, AS_OF, Smtp("127.0.0.1", controller.port), progress=lambda m: None)
-        second = send_alerts(url, settings, AS_OF, Smtp("127.0.0.1", controller.port), progress=lambda m: None)
+        second = send_alerts(
+            url, settings, AS_OF, Smtp("127.0.0.1", controller.port), progress=lambda m: None
+        )
     finally:
         controller.stop()
     assert first["sent"] == len(inbox.messages) == first["messages"] > 0 and second["sent"] == 0
@@ -150,7 +162,9 @@ def test_a_second_run_waits_for_the_marts_lease_or_fails_naming_the_holder(own_s
     acquire_transform_lease(url, "run-a", AS_OF)
     try:
         acquire_transform_lease(url, "run-a", AS_OF)  # a retry of the same run takes it again
-        with pytest.raises(StepFailed, match="another run \\(run-a, as of 2026-07-31\\) is building the marts"):
+        with pytest.raises(
+            StepFailed, match="another run \\(run-a, as of 2026-07-31\\) is building the marts"
+        ):
             acquire_transform_lease(url, "run-b", date(2026, 8, 1), wait_seconds=1, progress=lambda m: None)
     finally:
         release_transform_lease(url, "run-a")
@@ -170,7 +184,9 @@ def test_twenty_bi_readers_during_publishes_see_no_error_and_no_empty_result(own
         with psycopg.connect(reader_url, autocommit=True) as conn:
             while not stop.is_set():
                 try:
-                    counts.append(conn.execute("select count(*) from marts.key_account_scorecard").fetchone()[0])
+                    counts.append(
+                        conn.execute("select count(*) from marts.key_account_scorecard").fetchone()[0]
+                    )
                 except psycopg.Error as exc:
                     errors.append(str(exc))
 

@@ -12,8 +12,10 @@ from kam.pipeline import build_marts, publish_marts, send_alerts
 from tests.conftest import make_settings, rows
 
 FIRST, SECOND = date(2026, 5, 31), date(2026, 6, 30)
-AGING = "select customer_id, open_amount, overdue_amount, oldest_days_past_due from marts.ar_aging_daily " \
-        "where as_of_date = %s order by customer_id"
+AGING = (
+    "select customer_id, open_amount, overdue_amount, oldest_days_past_due from marts.ar_aging_daily "
+    "where as_of_date = %s order by customer_id"
+)
 
 
 def run_day(url, settings, day, run_id):
@@ -35,13 +37,19 @@ def test_changes_follow_the_previous_run_and_a_backfill_reproduces_its_day(tmp_p
     assert "new" not in changes and sum(changes.values()) == len(first_aging)
     assert rows(warehouse, "select count(*) from marts.customer_tiers where previous_tier is null") == [(0,)]
     assert rows(warehouse, "select count(*) from marts.credit_grades where previous_grade is null") == [(0,)]
-    transitions = rows(warehouse, "select count(*) from marts.credit_grade_history where as_of_date = %s", (SECOND,))
+    transitions = rows(
+        warehouse, "select count(*) from marts.credit_grade_history where as_of_date = %s", (SECOND,)
+    )
     assert transitions == [(len(first_aging),)]
 
     run_day(warehouse, settings, FIRST, "backfill")
     assert rows(warehouse, "select distinct as_of_date from marts.ar_aging") == [(SECOND,)]
     assert rows(warehouse, AGING, (FIRST,)) == first_aging
     assert rows(warehouse, "select as_of_date, count(*) from marts.ar_aging_daily group by 1 order by 1") == [
-        (FIRST, len(first_aging)), (SECOND, len(first_aging))]
-    skipped = send_alerts(warehouse, settings, FIRST, Smtp("127.0.0.1", free_port(), timeout=1), progress=lambda m: None)
+        (FIRST, len(first_aging)),
+        (SECOND, len(first_aging)),
+    ]
+    skipped = send_alerts(
+        warehouse, settings, FIRST, Smtp("127.0.0.1", free_port(), timeout=1), progress=lambda m: None
+    )
     assert skipped["skipped"] == "backfill" and skipped["sent"] == 0

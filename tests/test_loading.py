@@ -29,15 +29,30 @@ def write_invoices(path: Path, records: list[dict], encoding: str = "utf-8") -> 
 
 
 def invoice(n: int, **overrides) -> dict:
-    row = {"invoice_id": f"I{n:04d}", "invoice_number": f"N{n}", "customer_id": "C1", "order_id": "",
-           "invoice_date": "2026-01-05", "due_date": "2026-02-04", "currency": "CNY", "amount": "100.50",
-           "status": "posted"}
+    row = {
+        "invoice_id": f"I{n:04d}",
+        "invoice_number": f"N{n}",
+        "customer_id": "C1",
+        "order_id": "",
+        "invoice_date": "2026-01-05",
+        "due_date": "2026-02-04",
+        "currency": "CNY",
+        "amount": "100.50",
+        "status": "posted",
+    }
     return row | overrides
 
 
 def counts(url: str) -> dict[str, int]:
-    return {t: scalar(url, f"select count(*) from raw.{t}") for t in ("customers", "invoices", "payments",  # noqa: S608
-                                                                       "payment_allocations")}
+    return {
+        t: scalar(url, f"select count(*) from raw.{t}")
+        for t in (
+            "customers",
+            "invoices",
+            "payments",  # noqa: S608
+            "payment_allocations",
+        )
+    }
 
 
 @pytest.mark.skipif(not IBM_CSV.exists(), reason="shared/data/real is not beside the repository")
@@ -48,8 +63,9 @@ def test_ibm_ledger_loads_through_its_mapping_and_a_reload_changes_nothing(tmp_p
     assert counts(warehouse) == expected
     assert scalar(warehouse, "select count(*) from audit.quarantine") == 0
     # dd/mm/yyyy became real dates: the first row of the file is invoice 280670965 of 03/01/2012
-    assert rows(warehouse, "select invoice_date, due_date from raw.invoices where invoice_id = '280670965'") == [
-        (__import__("datetime").date(2012, 1, 3), __import__("datetime").date(2012, 2, 2))]
+    assert rows(
+        warehouse, "select invoice_date, due_date from raw.invoices where invoice_id = '280670965'"
+    ) == [(__import__("datetime").date(2012, 1, 3), __import__("datetime").date(2012, 2, 2))]
     second = run_kam("load", "--mapping", str(IBM_MAPPING), str(IBM_CSV), env=kam_env, check=True)
     assert "skipped" in second.stdout
     assert counts(warehouse) == expected
@@ -58,14 +74,21 @@ def test_ibm_ledger_loads_through_its_mapping_and_a_reload_changes_nothing(tmp_p
 
 def test_bad_rows_are_quarantined_with_line_column_and_reason(tmp_path, warehouse):
     records = [invoice(n) for n in range(1, 101)]
-    records[9]["amount"] = "12,3x"          # line 11: not a number
-    records[49]["customer_id"] = ""          # line 51: missing key
+    records[9]["amount"] = "12,3x"  # line 11: not a number
+    records[49]["customer_id"] = ""  # line 51: missing key
     records[89]["invoice_date"] = "2024-02-31"  # line 91: impossible date
     path = write_invoices(tmp_path / "invoices.csv", records)
     (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path])
-    assert (result.status, result.rows_landed, result.rows_loaded, result.rows_quarantined) == ("loaded", 100, 97, 3)
+    assert (result.status, result.rows_landed, result.rows_loaded, result.rows_quarantined) == (
+        "loaded",
+        100,
+        97,
+        3,
+    )
     assert scalar(warehouse, "select count(*) from raw.invoices") == 97
-    quarantined = rows(warehouse, "select line_no, column_name, value, reason from audit.quarantine order by line_no")
+    quarantined = rows(
+        warehouse, "select line_no, column_name, value, reason from audit.quarantine order by line_no"
+    )
     assert [(q[0], q[1]) for q in quarantined] == [(11, "amount"), (51, "customer_id"), (91, "invoice_date")]
     assert quarantined[0][2] == "12,3x" and "numeric" in quarantined[0][3]
     assert "missing" in quarantined[1][3] and "not a valid date" in quarantined[2][3]
@@ -74,14 +97,25 @@ def test_bad_rows_are_quarantined_with_line_column_and_reason(tmp_path, warehous
 
 
 def test_duplicates_enums_ranges_and_implausible_dates_are_quarantined(tmp_path, warehouse):
-    records = [invoice(1), invoice(2, status="paid"), invoice(1, amount="7"), invoice(3, amount="-5"),
-               invoice(4, invoice_date="1900-01-01"), invoice(5, due_date="9999-12-31"), invoice(6, amount="1e15")]
+    records = [
+        invoice(1),
+        invoice(2, status="paid"),
+        invoice(1, amount="7"),
+        invoice(3, amount="-5"),
+        invoice(4, invoice_date="1900-01-01"),
+        invoice(5, due_date="9999-12-31"),
+        invoice(6, amount="1e15"),
+    ]
     path = write_invoices(tmp_path / "invoices.csv", records)
     (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path])
     assert (result.rows_loaded, result.rows_quarantined) == (1, 6)
     reasons = dict(rows(warehouse, "select line_no, reason from audit.quarantine"))
     assert "not one of" in reasons[3] and "duplicate key" in reasons[4] and "line 2" in reasons[4]
-    assert "plausible range" in reasons[5] and "impossible date" in reasons[6] and "impossible date" in reasons[7]
+    assert (
+        "plausible range" in reasons[5]
+        and "impossible date" in reasons[6]
+        and "impossible date" in reasons[7]
+    )
     assert "numeric" in reasons[8] or "plausible range" in reasons[8]
     assert rows(warehouse, "select amount from raw.invoices") == [(__import__("decimal").Decimal("100.50"),)]
 
@@ -108,14 +142,19 @@ def test_a_structurally_broken_csv_is_refused_whole_with_its_line(tmp_path, ware
 
 
 def test_a_changed_file_replaces_its_earlier_batch(tmp_path, warehouse):
-    path = write_invoices(tmp_path / "landing" / "billing" / "invoices" / "export.csv", [invoice(n) for n in range(1, 11)])
+    path = write_invoices(
+        tmp_path / "landing" / "billing" / "invoices" / "export.csv", [invoice(n) for n in range(1, 11)]
+    )
     loader = Loader(warehouse, progress=lambda m: None)
     loader.load_paths([path])
     write_invoices(path, [invoice(n, amount="5") for n in range(1, 6)])
     (result,) = loader.load_paths([path])
     assert result.status == "loaded" and "replaces batch" in result.message
     assert rows(warehouse, "select count(*), sum(amount) from raw.invoices") == [(5, 25)]
-    assert rows(warehouse, "select status from audit.batches order by batch_id") == [("superseded",), ("loaded",)]
+    assert rows(warehouse, "select status from audit.batches order by batch_id") == [
+        ("superseded",),
+        ("loaded",),
+    ]
 
 
 def test_keys_seen_in_an_earlier_file_are_updated_not_duplicated(tmp_path, warehouse):
@@ -123,7 +162,9 @@ def test_keys_seen_in_an_earlier_file_are_updated_not_duplicated(tmp_path, wareh
     loader.load_paths([write_invoices(tmp_path / "day1" / "invoices.csv", [invoice(1), invoice(2)])])
     loader.load_paths([write_invoices(tmp_path / "day2" / "invoices.csv", [invoice(2, status="cancelled")])])
     assert rows(warehouse, "select invoice_id, status from raw.invoices order by 1") == [
-        ("I0001", "posted"), ("I0002", "cancelled")]
+        ("I0001", "posted"),
+        ("I0002", "cancelled"),
+    ]
 
 
 def test_gb18030_and_bom_files_load_chinese_names(tmp_path, warehouse):
@@ -175,8 +216,10 @@ def test_mappings_cannot_name_tables_or_columns_outside_the_contract(tmp_path):
 
 def test_hostile_header_names_are_data_not_sql(tmp_path, warehouse):
     mapping = tmp_path / "m.yml"
-    mapping.write_text('targets:\n  billing.payments:\n    columns:\n      payment_id: "id\\"); drop table raw.invoices; --"\n'
-                       "      customer_id: {value: C1}\n      payment_date: {value: '2026-01-01'}\n      amount: {value: '1'}\n")
+    mapping.write_text(
+        'targets:\n  billing.payments:\n    columns:\n      payment_id: "id\\"); drop table raw.invoices; --"\n'
+        "      customer_id: {value: C1}\n      payment_date: {value: '2026-01-01'}\n      amount: {value: '1'}\n"
+    )
     path = tmp_path / "p.csv"
     path.write_text(io.StringIO('"id""); drop table raw.invoices; --"\nP1\n').getvalue())
     (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path], mapping=load_mapping(mapping))

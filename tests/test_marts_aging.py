@@ -17,39 +17,60 @@ from tests.test_loading import IBM_CSV, IBM_MAPPING
 
 def test_bucket_columns_add_up_to_the_open_amount(built_warehouse):
     url = built_warehouse["url"]
-    bucket_columns = [r[0] for r in rows(url, "select column_name from information_schema.columns where "
-                                              "table_schema = 'marts' and table_name = 'ar_aging' and column_name like 'bucket_%'")]
+    bucket_columns = [
+        r[0]
+        for r in rows(
+            url,
+            "select column_name from information_schema.columns where "
+            "table_schema = 'marts' and table_name = 'ar_aging' and column_name like 'bucket_%'",
+        )
+    ]
     assert len(bucket_columns) == 7
-    mismatches = scalar(url, f"select count(*) from marts.ar_aging where {' + '.join(bucket_columns)} <> open_amount")  # noqa: S608
+    mismatches = scalar(
+        url, f"select count(*) from marts.ar_aging where {' + '.join(bucket_columns)} <> open_amount"
+    )  # noqa: S608
     assert mismatches == 0
     assert scalar(url, "select count(*) from marts.ar_open_items") > 0
     assert scalar(url, "select sum(open_amount) from marts.ar_aging") == scalar(
-        url, "select sum(open_amount) from marts.ar_open_items")
+        url, "select sum(open_amount) from marts.ar_open_items"
+    )
 
 
 def test_open_items_respect_the_as_of_date_and_cancellations(built_warehouse):
     url, as_of = built_warehouse["url"], built_warehouse["as_of"]
     assert scalar(url, "select max(invoice_date) from marts.ar_open_items") <= as_of
-    assert scalar(url, "select count(*) from marts.ar_open_items o join raw.invoices i using (invoice_id) "
-                       "where i.status = 'cancelled'") == 0
+    assert (
+        scalar(
+            url,
+            "select count(*) from marts.ar_open_items o join raw.invoices i using (invoice_id) "
+            "where i.status = 'cancelled'",
+        )
+        == 0
+    )
     assert scalar(url, "select count(*) from marts.ar_open_items where open_amount <= 0") == 0
     assert scalar(url, "select count(distinct as_of_date) from marts.ar_open_items") == 1
 
 
 def test_overdue_invoices_carry_escalation_from_the_seed(built_warehouse):
     url = built_warehouse["url"]
-    levels = rows(url, "select escalation_level, min(days_past_due), bool_and(copy_finance_manager) "
-                       "from marts.overdue_invoices group by 1 order by 1")
+    levels = rows(
+        url,
+        "select escalation_level, min(days_past_due), bool_and(copy_finance_manager) "
+        "from marts.overdue_invoices group by 1 order by 1",
+    )
     assert [level for level, _, _ in levels] == [1, 2, 3, 4]
     assert [low >= bound for (_, low, _), bound in zip(levels, (1, 31, 61, 91), strict=True)] == [True] * 4
     assert scalar(url, "select count(*) from marts.overdue_invoices") == scalar(
-        url, "select count(*) from marts.ar_open_items where days_past_due > 0")
+        url, "select count(*) from marts.ar_open_items where days_past_due > 0"
+    )
 
 
 def test_aging_history_shows_published_runs_only(built_warehouse):
     url, as_of = built_warehouse["url"], built_warehouse["as_of"]
     assert rows(url, "select distinct as_of_date from marts.ar_aging_daily") == [(as_of,)]
-    assert scalar(url, "select count(*) from marts.ar_aging_daily") == scalar(url, "select count(*) from marts.ar_aging")
+    assert scalar(url, "select count(*) from marts.ar_aging_daily") == scalar(
+        url, "select count(*) from marts.ar_aging"
+    )
 
 
 def _independent_ibm_aging(as_of: date) -> dict[str, Decimal]:
@@ -60,7 +81,9 @@ def _independent_ibm_aging(as_of: date) -> dict[str, Decimal]:
             invoiced = datetime.strptime(row["InvoiceDate"], "%d/%m/%Y").date()
             settled = datetime.strptime(row["SettledDate"], "%d/%m/%Y").date()
             if invoiced <= as_of < settled:
-                owed[row["customerID"]] = owed.get(row["customerID"], Decimal(0)) + Decimal(row["InvoiceAmount"])
+                owed[row["customerID"]] = owed.get(row["customerID"], Decimal(0)) + Decimal(
+                    row["InvoiceAmount"]
+                )
     return owed
 
 
@@ -69,8 +92,12 @@ def _independent_ibm_aging(as_of: date) -> dict[str, Decimal]:
 def test_ibm_aging_matches_an_independent_computation(tmp_path, warehouse, as_of):
     Loader(warehouse, progress=lambda m: None).load_paths([IBM_CSV], mapping=load_mapping(IBM_MAPPING))
     build_marts(warehouse, make_settings(tmp_path, warehouse), as_of, progress=lambda m: None)
-    mart = {c: a for c, a in rows(warehouse, "select customer_id, open_amount from marts_build.ar_aging "
-                                             "where open_amount <> 0")}
+    mart = {
+        c: a
+        for c, a in rows(
+            warehouse, "select customer_id, open_amount from marts_build.ar_aging where open_amount <> 0"
+        )
+    }
     expected = _independent_ibm_aging(as_of)
     assert mart == expected
     assert len(expected) > 10

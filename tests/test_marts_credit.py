@@ -14,7 +14,9 @@ def ground_truth(built) -> dict:
 
 def test_credit_limit_is_annual_sales_times_the_grade_share_and_the_gate(built_warehouse):
     url = built_warehouse["url"]
-    mismatches = scalar(url, """
+    mismatches = scalar(
+        url,
+        """
         select count(*)
         from marts.credit_grades g
         join staging.credit_grade_scale s using (credit_grade)
@@ -22,15 +24,25 @@ def test_credit_limit_is_annual_sales_times_the_grade_share_and_the_gate(built_w
                     then 1 else (select value from staging.policy_parameters where parameter = 'company_gate_limit_factor')
                     end as factor) gate
         where g.limit_pct <> s.limit_pct
-           or g.credit_limit <> round(greatest(g.annual_sales, 0) * s.limit_pct * gate.factor, 2)""")
+           or g.credit_limit <> round(greatest(g.annual_sales, 0) * s.limit_pct * gate.factor, 2)""",
+    )
     assert mismatches == 0
-    assert scalar(url, "select count(*) from marts.credit_grades where is_stop_shipment <> (exposure > credit_limit)") == 0
+    assert (
+        scalar(
+            url,
+            "select count(*) from marts.credit_grades where is_stop_shipment <> (exposure > credit_limit)",
+        )
+        == 0
+    )
 
 
 def test_at_least_five_grades_occur_and_every_grade_explains_itself(built_warehouse):
     url = built_warehouse["url"]
     assert scalar(url, "select count(distinct credit_grade) from marts.credit_grades") >= 5
-    assert scalar(url, "select count(*) from marts.credit_grades where grade_reasons not like 'score %% -> %%'") == 0
+    assert (
+        scalar(url, "select count(*) from marts.credit_grades where grade_reasons not like 'score %% -> %%'")
+        == 0
+    )
 
 
 def test_injected_over_limit_customers_are_on_the_stop_list(built_warehouse):
@@ -39,7 +51,9 @@ def test_injected_over_limit_customers_are_on_the_stop_list(built_warehouse):
     assert expected
     stopped = {r[0] for r in rows(url, "select customer_id from marts.stop_shipments")}
     assert expected <= stopped
-    assert stopped == {r[0] for r in rows(url, "select customer_id from marts.credit_grades where is_stop_shipment")}
+    assert stopped == {
+        r[0] for r in rows(url, "select customer_id from marts.credit_grades where is_stop_shipment")
+    }
     assert scalar(url, "select count(*) from marts.stop_shipments where amount_over_limit <= 0") == 0
 
 
@@ -50,7 +64,9 @@ def test_weak_and_missing_financials_show_in_the_capital_score(built_warehouse):
     assert weak
     scores = dict(rows(url, "select customer_id, capital_score from marts.credit_grades"))
     assert all(scores[c] < 40 for c in weak)
-    default = scalar(url, "select value from staging.policy_parameters where parameter = 'capital_default_score'")
+    default = scalar(
+        url, "select value from staging.policy_parameters where parameter = 'capital_default_score'"
+    )
     missing = truth["missing_financials"]
     assert missing
     reasons = dict(rows(url, "select customer_id, grade_reasons from marts.credit_grades"))
@@ -61,6 +77,10 @@ def test_weak_and_missing_financials_show_in_the_capital_score(built_warehouse):
 
 def test_grade_history_supports_a_transition_matrix(built_warehouse):
     url, as_of = built_warehouse["url"], built_warehouse["as_of"]
-    matrix = rows(url, "select previous_grade, credit_grade, count(*) from marts.credit_grade_history "
-                       "where as_of_date = %s group by 1, 2", (as_of,))
+    matrix = rows(
+        url,
+        "select previous_grade, credit_grade, count(*) from marts.credit_grade_history "
+        "where as_of_date = %s group by 1, 2",
+        (as_of,),
+    )
     assert sum(n for _, _, n in matrix) == scalar(url, "select count(*) from marts.credit_grades")

@@ -17,24 +17,38 @@ def test_revenue_shares_sum_to_one_and_tier_a_follows_the_cut_off(built_warehous
     url = built_warehouse["url"]
     assert abs(scalar(url, "select sum(revenue_share) from marts.customer_tiers") - 1) < Decimal("0.000001")
     cut_off = scalar(url, "select max_cumulative_share_before from staging.tier_policy where tier = 'A'")
-    wrong = scalar(url, """
+    wrong = scalar(
+        url,
+        """
         select count(*) from marts.customer_tiers
         where account_id = customer_id
-          and ((tier = 'A') <> (cumulative_share_before < %s and account_net_revenue_12m > 0))""", (cut_off,))
+          and ((tier = 'A') <> (cumulative_share_before < %s and account_net_revenue_12m > 0))""",
+        (cut_off,),
+    )
     assert wrong == 0
-    share_a, customers_a, customers = rows(url, """
+    share_a, customers_a, customers = rows(
+        url,
+        """
         select sum(revenue_share) filter (where tier = 'A'), count(*) filter (where tier = 'A'), count(*)
-        from marts.customer_tiers""")[0]
+        from marts.customer_tiers""",
+    )[0]
     assert Decimal("0.75") < share_a < Decimal("0.9")
     assert customers_a < customers / 2
 
 
 def test_every_injected_false_key_account_is_flagged_and_no_other(built_warehouse):
     url = built_warehouse["url"]
-    truth = {case["customer_id"]: case["reason"] for case in ground_truth(built_warehouse)["false_key_accounts"]}
+    truth = {
+        case["customer_id"]: case["reason"] for case in ground_truth(built_warehouse)["false_key_accounts"]
+    }
     assert truth
-    flagged = dict(rows(url, "select customer_id, false_key_account_evidence from marts.customer_tiers "
-                             "where is_false_key_account"))
+    flagged = dict(
+        rows(
+            url,
+            "select customer_id, false_key_account_evidence from marts.customer_tiers "
+            "where is_false_key_account",
+        )
+    )
     assert set(flagged) == set(truth)
     for customer_id, reason in truth.items():
         expected_words = "stock piling up" if reason == "inventory_piling" else "cross-region"
@@ -45,8 +59,10 @@ def test_every_injected_defection_case_is_flagged_with_its_reasons(built_warehou
     url = built_warehouse["url"]
     cases = ground_truth(built_warehouse)["defection"]
     assert cases
-    found = {r[0]: (r[1], r[2] or "") for r in rows(url, "select customer_id, defection_risk, defection_reasons "
-                                                         "from marts.customer_tiers")}
+    found = {
+        r[0]: (r[1], r[2] or "")
+        for r in rows(url, "select customer_id, defection_risk, defection_reasons from marts.customer_tiers")
+    }
     for case in cases:
         risk, reasons = found[case["customer_id"]]
         assert risk in ("watch", "high"), case
@@ -58,5 +74,6 @@ def test_tier_history_is_published_with_the_run(built_warehouse):
     url, as_of = built_warehouse["url"], built_warehouse["as_of"]
     assert rows(url, "select distinct as_of_date from marts.customer_tier_history") == [(as_of,)]
     assert scalar(url, "select count(*) from marts.customer_tier_history") == scalar(
-        url, "select count(*) from marts.customer_tiers")
+        url, "select count(*) from marts.customer_tiers"
+    )
     assert rows(url, "select distinct tier_change from marts.customer_tiers") == [("new",)]

@@ -43,14 +43,20 @@ def test_committed_raw_suites_are_the_ones_the_contract_implies():
     settings = make_settings(__import__("pathlib").Path("/tmp"), None)
     for table in load_contract().values():
         assert json.loads(suite_path(settings, "raw", table.name).read_text()) == contract_suite(table), (
-            f"expectations/raw/{table.name}.json differs from the contract: run `kam expectations generate`")
+            f"expectations/raw/{table.name}.json differs from the contract: run `kam expectations generate`"
+        )
 
 
 def test_a_clean_run_publishes_and_records_every_result(published):
     url, settings = published
-    assert rows(url, "select gate, bool_and(success), count(*) > 0 from audit.validation_results "
-                     "where run_id = 'run-1' group by 1 order by 1") == [("marts", True, True), ("raw", True, True)]
-    suites = {r[0] for r in rows(url, "select distinct suite from audit.validation_results where gate = 'marts'")}
+    assert rows(
+        url,
+        "select gate, bool_and(success), count(*) > 0 from audit.validation_results "
+        "where run_id = 'run-1' group by 1 order by 1",
+    ) == [("marts", True, True), ("raw", True, True)]
+    suites = {
+        r[0] for r in rows(url, "select distinct suite from audit.validation_results where gate = 'marts'")
+    }
     assert suites == {f"marts.{p.stem}" for p in (settings.expectations_dir / "marts").glob("*.json")}
     assert (settings.home / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
     assert scalar(url, "select count(*) from marts.ar_aging") > 0
@@ -83,11 +89,20 @@ def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(publish
     try:
         build = build_marts(url, settings, AS_OF, progress=lambda m: None)
         with psycopg.connect(url) as conn:  # the fixture breaks one identity in the build, not the model
-            conn.execute("update marts_build.ar_aging set bucket_1_30 = bucket_1_30 + 100 "
-                         "where customer_id = (select min(customer_id) from marts_build.ar_aging)")
+            conn.execute(
+                "update marts_build.ar_aging set bucket_1_30 = bucket_1_30 + 100 "
+                "where customer_id = (select min(customer_id) from marts_build.ar_aging)"
+            )
         with pytest.raises(StepFailed, match="ar_aging: unexpected_rows_expectation"):
-            validate_marts(url, settings, AS_OF, "run-broken", build["invocation_id"],
-                           smtp=Smtp("127.0.0.1", controller.port), progress=lambda m: None)
+            validate_marts(
+                url,
+                settings,
+                AS_OF,
+                "run-broken",
+                build["invocation_id"],
+                smtp=Smtp("127.0.0.1", controller.port),
+                progress=lambda m: None,
+            )
     finally:
         stop.set()
         thread.join()
@@ -98,23 +113,39 @@ def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(publish
     (alert,) = inbox.messages
     assert alert["To"] == "data.engineering@example.com" and "Marts gate failed" in alert["Subject"]
     assert "ar_aging" in alert.get_body(("plain",)).get_content()
-    assert scalar(url, "select count(*) from audit.validation_results where run_id = 'run-broken' and not success") == 1
+    assert (
+        scalar(
+            url, "select count(*) from audit.validation_results where run_id = 'run-broken' and not success"
+        )
+        == 1
+    )
 
 
 def test_bad_raw_rows_are_stopped_before_anything_is_published(published, tmp_path):
     url, settings = published
     published_before = scalar(url, "select count(*) from audit.publications")
-    bad = [invoice(1, invoice_id="BAD-1", customer_id=""),                        # null key part: quarantined
-           invoice(2, invoice_id="BAD-2", amount="-50"),                          # negative amount: quarantined
-           invoice(3, invoice_id="BAD-3", invoice_date="2026-05-10", due_date="2026-04-01")]  # due before invoice
+    bad = [
+        invoice(1, invoice_id="BAD-1", customer_id=""),  # null key part: quarantined
+        invoice(2, invoice_id="BAD-2", amount="-50"),  # negative amount: quarantined
+        invoice(3, invoice_id="BAD-3", invoice_date="2026-05-10", due_date="2026-04-01"),
+    ]  # due before invoice
     path = write_invoices(tmp_path / "invoices_patch.csv", bad)
     (result,) = Loader(url, progress=lambda m: None).load_paths([path])
-    reasons = dict(rows(url, "select line_no, reason from audit.quarantine where batch_id = %s", (result.batch_id,)))
-    assert "customer_id: missing required value" in reasons[2] and "amount: outside the plausible range" in reasons[3]
+    reasons = dict(
+        rows(url, "select line_no, reason from audit.quarantine where batch_id = %s", (result.batch_id,))
+    )
+    assert (
+        "customer_id: missing required value" in reasons[2]
+        and "amount: outside the plausible range" in reasons[3]
+    )
     with pytest.raises(StepFailed) as failure:
         validate_raw(url, settings, AS_OF, "run-bad-raw", AS_OF, progress=lambda m: None)
-    assert "expect_column_pair_values_a_to_be_greater_than_b" in str(failure.value) and "invoices" in str(failure.value)
-    assert rows(url, "select status from audit.batches where batch_id = %s", (result.batch_id,)) == [("rejected",)]
+    assert "expect_column_pair_values_a_to_be_greater_than_b" in str(failure.value) and "invoices" in str(
+        failure.value
+    )
+    assert rows(url, "select status from audit.batches where batch_id = %s", (result.batch_id,)) == [
+        ("rejected",)
+    ]
     assert scalar(url, "select count(*) from audit.publications") == published_before
     with psycopg.connect(url) as conn:  # put the module's warehouse back for the other tests
         conn.execute("delete from raw.invoices where invoice_id = 'BAD-3'")

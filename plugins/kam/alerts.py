@@ -61,8 +61,11 @@ class AlertMessage:
 
     @property
     def key(self) -> str:
-        return "/".join(filter(None, [self.alert_type, self.as_of_date.isoformat(), self.occasion,
-                                      ",".join(sorted(self.to))]))
+        return "/".join(
+            filter(
+                None, [self.alert_type, self.as_of_date.isoformat(), self.occasion, ",".join(sorted(self.to))]
+            )
+        )
 
     @property
     def message_id(self) -> str:
@@ -88,6 +91,7 @@ class AlertMessage:
 
 # -- safe rendering ------------------------------------------------------------------------------
 
+
 def single_line(value: object, limit: int = CELL_CHARS) -> str:
     """Text fit for one table cell or a subject: no line breaks, bounded length."""
     text = re.sub(r"[\r\n\t\x00-\x1f\x7f]+", " ", "" if value is None else str(value)).strip()
@@ -112,7 +116,9 @@ def money(amount: Decimal | float | None) -> str:
 def html_table(columns: Sequence[str], records: Iterable[Sequence[object]]) -> str:
     head = "".join(f"<th style='text-align:left;padding:4px 8px'>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td style='padding:4px 8px'>{html.escape(single_line(v))}</td>" for v in record) + "</tr>"
+        "<tr>"
+        + "".join(f"<td style='padding:4px 8px'>{html.escape(single_line(v))}</td>" for v in record)
+        + "</tr>"
         for record in records
     )
     return f"<table style='border-collapse:collapse;font-family:sans-serif;font-size:13px'><tr>{head}</tr>{body}</table>"
@@ -129,11 +135,14 @@ def csv_attachment(columns: Sequence[str], records: Iterable[Sequence[object]]) 
 
 
 def page(title: str, intro: str, table: str, note: str = "") -> str:
-    return (f"<html><body style='font-family:sans-serif'><h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>"
-            f"{table}<p style='color:#666'>{html.escape(note)}</p></body></html>")
+    return (
+        f"<html><body style='font-family:sans-serif'><h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>"
+        f"{table}<p style='color:#666'>{html.escape(note)}</p></body></html>"
+    )
 
 
 # -- reading the published marts -----------------------------------------------------------------
+
 
 def published_as_of(conn: psycopg.Connection) -> date | None:
     """The as-of date of the marts BI reads now (backfills publish history only)."""
@@ -172,12 +181,20 @@ OVERDUE = ListSpec(
                escalation_label
         from marts.overdue_invoices
         order by account_manager_email nulls last, days_past_due desc, invoice_id""",
-    columns=("Customer", "Customer ID", "Invoice", "Invoice date", "Due date", "Days past due", "Open amount",
-             "Escalation"),
+    columns=(
+        "Customer",
+        "Customer ID",
+        "Invoice",
+        "Invoice date",
+        "Due date",
+        "Days past due",
+        "Open amount",
+        "Escalation",
+    ),
     money_columns=(6,),
     subject="[KAM] {count} overdue invoices, {total} overdue, as of {as_of}",
     intro="{name}: {count} invoices of your customers are past due, {total} in total, as of {as_of}. "
-          "The oldest come first; the CSV attachment has the same list.",
+    "The oldest come first; the CSV attachment has the same list.",
     total_column=6,
 )
 
@@ -190,12 +207,21 @@ STOP_SHIPMENT = ListSpec(
                oldest_overdue_invoice_number, oldest_days_past_due, stop_since_date
         from marts.stop_shipments
         order by account_manager_email nulls last, amount_over_limit desc, customer_id""",
-    columns=("Customer", "Customer ID", "Grade", "Credit limit", "Exposure", "Over limit", "Oldest overdue invoice",
-             "Days past due", "Stopped since"),
+    columns=(
+        "Customer",
+        "Customer ID",
+        "Grade",
+        "Credit limit",
+        "Exposure",
+        "Over limit",
+        "Oldest overdue invoice",
+        "Days past due",
+        "Stopped since",
+    ),
     money_columns=(3, 4, 5),
     subject="[KAM] Stop shipment: {count} customers over their credit limit, as of {as_of}",
     intro="{name}: do not ship to these {count} customers until their exposure is back under the credit limit "
-          "({total} over in total), as of {as_of}. Collect the oldest overdue invoices first.",
+    "({total} over in total), as of {as_of}. Collect the oldest overdue invoices first.",
     total_column=5,
 )
 
@@ -204,23 +230,42 @@ def _rendered(spec: ListSpec, record: tuple) -> tuple:
     return tuple(money(v) if i in spec.money_columns else v for i, v in enumerate(record))
 
 
-def list_message(spec: ListSpec, as_of: date, to: tuple[str, ...], name: str, records: list[tuple],
-                 cc: tuple[str, ...] = ()) -> AlertMessage:
+def list_message(
+    spec: ListSpec,
+    as_of: date,
+    to: tuple[str, ...],
+    name: str,
+    records: list[tuple],
+    cc: tuple[str, ...] = (),
+) -> AlertMessage:
     total = money(sum(Decimal(r[spec.total_column] or 0) for r in records))
     facts = {"name": name, "count": len(records), "total": total, "as_of": as_of}
     intro = spec.intro.format(**facts)
     table_rows = [_rendered(spec, r) for r in records]
     return AlertMessage(
-        alert_type=spec.alert_type, as_of_date=as_of, to=to, cc=cc, subject=spec.subject.format(**facts),
-        html=page(f"{spec.title} as of {as_of}", intro, html_table(spec.columns, table_rows),
-                  "Sent by the KAM warehouse from the published marts."),
+        alert_type=spec.alert_type,
+        as_of_date=as_of,
+        to=to,
+        cc=cc,
+        subject=spec.subject.format(**facts),
+        html=page(
+            f"{spec.title} as of {as_of}",
+            intro,
+            html_table(spec.columns, table_rows),
+            "Sent by the KAM warehouse from the published marts.",
+        ),
         text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
         attachments=[(f"{spec.alert_type}_{as_of}.csv", csv_attachment(spec.columns, records), "text/csv")],
     )
 
 
-def manager_messages(conn: psycopg.Connection, spec: ListSpec, as_of: date, recipients: Recipients,
-                     escalate_to: tuple[str, ...] = ()) -> list[AlertMessage]:
+def manager_messages(
+    conn: psycopg.Connection,
+    spec: ListSpec,
+    as_of: date,
+    recipients: Recipients,
+    escalate_to: tuple[str, ...] = (),
+) -> list[AlertMessage]:
     """One message per account manager with only that manager's rows. Rows whose manager
     address is missing or invalid go to the finance list; `escalate_to` is copied when a row
     says so."""
@@ -234,8 +279,14 @@ def manager_messages(conn: psycopg.Connection, spec: ListSpec, as_of: date, reci
         if escalate:
             escalated.add(key)
     return [
-        list_message(spec, as_of, (key,) if key != UNASSIGNED else recipients.finance, names[key], records,
-                     cc=escalate_to if key in escalated else ())
+        list_message(
+            spec,
+            as_of,
+            (key,) if key != UNASSIGNED else recipients.finance,
+            names[key],
+            records,
+            cc=escalate_to if key in escalated else (),
+        )
         for key, records in by_manager.items()
     ]
 
@@ -246,13 +297,16 @@ def overdue_messages(conn: psycopg.Connection, as_of: date, recipients: Recipien
     return manager_messages(conn, OVERDUE, as_of, recipients, escalate_to=recipients.finance_manager)
 
 
-def stop_shipment_messages(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> list[AlertMessage]:
+def stop_shipment_messages(
+    conn: psycopg.Connection, as_of: date, recipients: Recipients
+) -> list[AlertMessage]:
     """The whole stop list to credit control, and each affected account manager's part to them."""
     everyone = conn.execute(STOP_SHIPMENT.query).fetchall()
     if not everyone:
         return []
-    full_list = list_message(STOP_SHIPMENT, as_of, recipients.credit_control, "Credit control",
-                             [tuple(r[3:]) for r in everyone])
+    full_list = list_message(
+        STOP_SHIPMENT, as_of, recipients.credit_control, "Credit control", [tuple(r[3:]) for r in everyone]
+    )
     return [full_list, *manager_messages(conn, STOP_SHIPMENT, as_of, recipients)]
 
 
@@ -266,11 +320,20 @@ REVIEWS_DUE = ListSpec(
         where next_review_date <= as_of_date + cast((select value from staging.policy_parameters
                                                       where parameter = 'review_due_notice_days') as integer)
         order by next_review_date, customer_id""",
-    columns=("Customer", "Customer ID", "Grade", "Key account", "Last review", "Next review", "Status", "Credit limit"),
+    columns=(
+        "Customer",
+        "Customer ID",
+        "Grade",
+        "Key account",
+        "Last review",
+        "Next review",
+        "Status",
+        "Credit limit",
+    ),
     money_columns=(7,),
     subject="[KAM] {count} credit reviews due, as of {as_of}",
     intro="{count} customers' credit is due (or overdue) for review, as of {as_of}: key accounts every six "
-          "months, everyone else yearly. Limits of the listed customers add up to {total}.",
+    "months, everyone else yearly. Limits of the listed customers add up to {total}.",
     total_column=7,
 )
 
@@ -281,21 +344,28 @@ def reviews_due_message(conn: psycopg.Connection, as_of: date, recipients: Recip
     records = [tuple(r[3:]) for r in conn.execute(REVIEWS_DUE.query).fetchall()]
     if not records:
         return None
-    return list_message(REVIEWS_DUE, as_of.replace(day=1), recipients.credit_control, "Credit control", records)
+    return list_message(
+        REVIEWS_DUE, as_of.replace(day=1), recipients.credit_control, "Credit control", records
+    )
 
 
 def finance_summary_message(conn: psycopg.Connection, as_of: date, recipients: Recipients) -> AlertMessage:
     """The finance list's view: overdue by account manager and escalation, largest first."""
-    records = conn.execute("""
+    records = conn.execute(
+        """
         select coalesce(account_manager, %s), count(*), sum(open_amount), max(days_past_due),
                count(*) filter (where copy_finance_manager)
-        from marts.overdue_invoices group by 1 order by 3 desc""", (UNASSIGNED,)).fetchall()
+        from marts.overdue_invoices group by 1 order by 3 desc""",
+        (UNASSIGNED,),
+    ).fetchall()
     total = sum(Decimal(r[2]) for r in records)
     columns = ("Account manager", "Overdue invoices", "Overdue amount", "Oldest days past due", "Escalated")
     table_rows = [(r[0], r[1], money(r[2]), r[3], r[4]) for r in records]
     intro = f"{sum(r[1] for r in records)} invoices are overdue, {money(total)} in total, as of {as_of}."
     return AlertMessage(
-        alert_type="finance_summary", as_of_date=as_of, to=recipients.finance,
+        alert_type="finance_summary",
+        as_of_date=as_of,
+        to=recipients.finance,
         subject=f"[KAM] Overdue summary: {money(total)} overdue, as of {as_of}",
         html=page(f"Overdue summary as of {as_of}", intro, html_table(columns, table_rows)),
         text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
@@ -303,13 +373,20 @@ def finance_summary_message(conn: psycopg.Connection, as_of: date, recipients: R
     )
 
 
-def gate_failure_message(as_of: date, run_id: str, failures: list[str], recipients: Recipients) -> AlertMessage:
+def gate_failure_message(
+    as_of: date, run_id: str, failures: list[str], recipients: Recipients
+) -> AlertMessage:
     """To data engineering: the marts gate failed, what failed, and that nothing was published."""
-    intro = (f"The marts gate failed for {as_of} (run {run_id}): {len(failures)} expectation(s). The marts were not "
-             "published; BI keeps reading the previous marts and no overdue emails went out from this run.")
+    intro = (
+        f"The marts gate failed for {as_of} (run {run_id}): {len(failures)} expectation(s). The marts were not "
+        "published; BI keeps reading the previous marts and no overdue emails went out from this run."
+    )
     columns = ("Failed expectation",)
     return AlertMessage(
-        alert_type="gate_failure", as_of_date=as_of, occasion=single_line(run_id, 120), to=recipients.data_engineering,
+        alert_type="gate_failure",
+        as_of_date=as_of,
+        occasion=single_line(run_id, 120),
+        to=recipients.data_engineering,
         subject=f"[KAM] Marts gate failed for {as_of}: {len(failures)} expectation(s), nothing published",
         html=page(f"Marts gate failed for {as_of}", intro, html_table(columns, [(f,) for f in failures])),
         text=intro + "\n\n" + "\n".join(single_line(f, 1000) for f in failures),
@@ -318,6 +395,7 @@ def gate_failure_message(as_of: date, run_id: str, failures: list[str], recipien
 
 # -- sending, once -------------------------------------------------------------------------------
 
+
 @dataclass
 class DeliveryReport:
     sent: int = 0
@@ -325,8 +403,13 @@ class DeliveryReport:
     failed: list[str] = field(default_factory=list)
 
 
-def deliver(url: str, messages: Sequence[AlertMessage], smtp: Smtp, mail_from: str,
-            progress: Callable[[str], None] = log.info) -> DeliveryReport:
+def deliver(
+    url: str,
+    messages: Sequence[AlertMessage],
+    smtp: Smtp,
+    mail_from: str,
+    progress: Callable[[str], None] = log.info,
+) -> DeliveryReport:
     """Send each message unless the ledger says it was sent. A failure is recorded and the
     others still go; the caller fails the task so Airflow retries the rest."""
     report = DeliveryReport()
@@ -335,25 +418,41 @@ def deliver(url: str, messages: Sequence[AlertMessage], smtp: Smtp, mail_from: s
             conn.execute(
                 "insert into audit.alert_ledger (message_key, alert_type, as_of_date, recipients, subject, message_id,"
                 " status) values (%s, %s, %s, %s, %s, %s, 'pending') on conflict (message_key) do nothing",
-                (message.key, message.alert_type, message.as_of_date, ", ".join(message.to + message.cc),
-                 message.subject, message.message_id))
+                (
+                    message.key,
+                    message.alert_type,
+                    message.as_of_date,
+                    ", ".join(message.to + message.cc),
+                    message.subject,
+                    message.message_id,
+                ),
+            )
             with conn.transaction():
-                status = conn.execute("select status from audit.alert_ledger where message_key = %s for update",
-                                      (message.key,)).fetchone()[0]
+                status = conn.execute(
+                    "select status from audit.alert_ledger where message_key = %s for update", (message.key,)
+                ).fetchone()[0]
                 if status == "sent":
                     report.already_sent += 1
                     continue
                 try:
                     _send(message.to_email(mail_from), smtp)
                 except (OSError, smtplib.SMTPException) as exc:
-                    conn.execute("update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
-                                 " last_error = %s where message_key = %s", (str(exc)[:500], message.key))
+                    conn.execute(
+                        "update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
+                        " last_error = %s where message_key = %s",
+                        (str(exc)[:500], message.key),
+                    )
                     report.failed.append(f"{message.key}: {exc}")
                     continue
-                conn.execute("update audit.alert_ledger set status = 'sent', attempts = attempts + 1,"
-                             " last_error = null, sent_at = now() where message_key = %s", (message.key,))
+                conn.execute(
+                    "update audit.alert_ledger set status = 'sent', attempts = attempts + 1,"
+                    " last_error = null, sent_at = now() where message_key = %s",
+                    (message.key,),
+                )
                 report.sent += 1
-    progress(f"alerts: {report.sent} sent, {report.already_sent} already sent earlier, {len(report.failed)} failed")
+    progress(
+        f"alerts: {report.sent} sent, {report.already_sent} already sent earlier, {len(report.failed)} failed"
+    )
     return report
 
 

@@ -1,14 +1,14 @@
 """`kam`: the command line of the KAM warehouse.
 
-    kam warehouse start|stop|status|url     the embedded PostgreSQL (or KAM_WAREHOUSE_URL)
-    kam warehouse bi-url                    the read-only BI role's URL (reads `marts` only)
-    kam generate --scale N --seed S         synthetic ERP landing files + ground truth
-    kam load [--mapping FILE] PATH...       files into raw, audited, bad rows quarantined
-    kam dbt ARGS...                         dbt against the warehouse
-    kam run --date D [--dag kam_daily]      a whole DAG for one day through Airflow
-    kam expectations generate               the raw GX suites from the contract
-    kam report                              the HTML report of the published marts
-    kam demo                                all of the above on the embedded default
+kam warehouse start|stop|status|url     the embedded PostgreSQL (or KAM_WAREHOUSE_URL)
+kam warehouse bi-url                    the read-only BI role's URL (reads `marts` only)
+kam generate --scale N --seed S         synthetic ERP landing files + ground truth
+kam load [--mapping FILE] PATH...       files into raw, audited, bad rows quarantined
+kam dbt ARGS...                         dbt against the warehouse
+kam run --date D [--dag kam_daily]      a whole DAG for one day through Airflow
+kam expectations generate               the raw GX suites from the contract
+kam report                              the HTML report of the published marts
+kam demo                                all of the above on the embedded default
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
     from kam.warehouse import bootstrap, embedded_server, mask_url, ready_warehouse, warehouse_url
 
     if settings.warehouse_url and args.action in ("start", "stop"):
-        _say(f"KAM_WAREHOUSE_URL is set ({mask_url(settings.warehouse_url)}); the embedded server is not used.")
+        _say(
+            f"KAM_WAREHOUSE_URL is set ({mask_url(settings.warehouse_url)}); the embedded server is not used."
+        )
         if args.action == "start":
             bootstrap(settings.warehouse_url)
         return 0
@@ -77,7 +79,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
     out = Path(args.out) if args.out else settings.landing_dir
     counts = generate(out, args.scale, args.seed, args.end_date or _yesterday(), progress=_say)
-    _say(f"wrote {sum(counts.values())} rows in {len(counts)} tables under {out} (ground truth: {out / 'ground_truth.json'})")
+    _say(
+        f"wrote {sum(counts.values())} rows in {len(counts)} tables under {out} (ground truth: {out / 'ground_truth.json'})"
+    )
     return 0
 
 
@@ -94,13 +98,16 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         _say(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}")
         return 2
     results = Loader(ready_warehouse(settings), progress=_say).load_paths(
-        [Path(p) for p in args.paths], mapping=mapping, table=table)
+        [Path(p) for p in args.paths], mapping=mapping, table=table
+    )
     landed = sum(r.rows_landed for r in results)
     loaded = sum(r.rows_loaded for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
     failed = [r for r in results if r.status == "failed"]
-    _say(f"{len(results)} file(s): {landed} rows landed = {loaded} loaded + {quarantined} quarantined; "
-         f"{len(failed)} failed" + ("; see audit.quarantine for the bad rows" if quarantined else ""))
+    _say(
+        f"{len(results)} file(s): {landed} rows landed = {loaded} loaded + {quarantined} quarantined; "
+        f"{len(failed)} failed" + ("; see audit.quarantine for the bad rows" if quarantined else "")
+    )
     return 1 if failed else 0
 
 
@@ -117,10 +124,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from kam.warehouse import ready_warehouse
 
     as_of = args.date or _yesterday()
-    _say(f"running {args.dag} for {as_of} through Airflow (whole output: {run_log_path(settings, args.dag, as_of)})")
-    code = run_dag(args.dag, as_of, settings, ready_warehouse(settings), progress=_say, quiet=not args.verbose)
-    _say(f"{args.dag} for {as_of}: " + ("success" if code == 0 else
-         f"FAILED (exit {code}); the whole output: {run_log_path(settings, args.dag, as_of)}"))
+    _say(
+        f"running {args.dag} for {as_of} through Airflow (whole output: {run_log_path(settings, args.dag, as_of)})"
+    )
+    code = run_dag(
+        args.dag, as_of, settings, ready_warehouse(settings), progress=_say, quiet=not args.verbose
+    )
+    _say(
+        f"{args.dag} for {as_of}: "
+        + (
+            "success"
+            if code == 0
+            else f"FAILED (exit {code}); the whole output: {run_log_path(settings, args.dag, as_of)}"
+        )
+    )
     return code
 
 
@@ -136,7 +153,9 @@ def cmd_expectations(args: argparse.Namespace, settings: Settings) -> int:
     from kam.quality import write_raw_suites
 
     paths = write_raw_suites(settings)
-    _say(f"wrote {len(paths)} raw suites from the contract into {settings.expectations_dir / 'raw'}; review the diff")
+    _say(
+        f"wrote {len(paths)} raw suites from the contract into {settings.expectations_dir / 'raw'}; review the diff"
+    )
     return 0
 
 
@@ -147,7 +166,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kam", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kam", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("warehouse", help="start, stop or inspect the warehouse")

@@ -102,7 +102,9 @@ def _table(source: str, spec: dict, plausible_dates: tuple[date, date]) -> Table
     names = {c.name for c in columns}
     if unknown := set(keys[0]) - names:
         raise ContractError(f"{where}: primary key names unknown columns {sorted(unknown)}")
-    date_order = tuple(tuple(pair) for pair in (spec.get("config") or {}).get("meta", {}).get("date_order", []))
+    date_order = tuple(
+        tuple(pair) for pair in (spec.get("config") or {}).get("meta", {}).get("date_order", [])
+    )
     if unknown := {c for pair in date_order for c in pair} - names:
         raise ContractError(f"{where}: date_order names unknown columns {sorted(unknown)}")
     return Table(

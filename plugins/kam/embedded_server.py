@@ -65,7 +65,9 @@ class ServerState:
     superuser_password: str
     role_password: str
 
-    def url(self, role: str = PROJECT_ROLE, password: str | None = None, database: str = PROJECT_DATABASE) -> str:
+    def url(
+        self, role: str = PROJECT_ROLE, password: str | None = None, database: str = PROJECT_DATABASE
+    ) -> str:
         secret = self.role_password if password is None else password
         return f"postgresql://{role}:{quote(secret, safe='')}@127.0.0.1:{self.port}/{database}"
 
@@ -111,7 +113,9 @@ class EmbeddedServer:
         try:
             return pwd.getpwnam(self.run_as)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", self.run_as], check=True, capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", self.run_as], check=True, capture_output=True
+            )
             return pwd.getpwnam(self.run_as)
 
     def _prepare_ownership(self) -> None:
@@ -140,10 +144,19 @@ class EmbeddedServer:
             if self.run_as:
                 entry = self._server_user()
                 os.chown(pwfile.name, entry.pw_uid, entry.pw_gid)
-            self._run([
-                _pg_bin("initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, f"--pwfile={pwfile.name}",
-                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
-            ])
+            self._run(
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile.name}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ]
+            )
         finally:
             os.unlink(pwfile.name)
         self._write_state(state)
@@ -172,10 +185,21 @@ class EmbeddedServer:
                 state.port = wanted
                 self._write_state(state)
             options = f"-c listen_addresses=127.0.0.1 -p {state.port} -c unix_socket_directories=''"
-            self._run([
-                _pg_bin("pg_ctl"), "start", "-D", str(self.pgdata), "-w", "-t", "90",
-                "-l", str(self.pgdata / "server.log"), "-o", options,
-            ])
+            self._run(
+                [
+                    _pg_bin("pg_ctl"),
+                    "start",
+                    "-D",
+                    str(self.pgdata),
+                    "-w",
+                    "-t",
+                    "90",
+                    "-l",
+                    str(self.pgdata / "server.log"),
+                    "-o",
+                    options,
+                ]
+            )
             if first_start:
                 self._create_project_role(state)
             return state

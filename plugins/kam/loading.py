@@ -80,11 +80,14 @@ def infer_table(path: Path) -> Table:
     if path.parent.name in tables:
         return tables[path.parent.name]
     stem = path.stem.lower()
-    matches = [name for name in tables if stem == name or stem.startswith(name + "_") or stem.startswith(name + ".")]
+    matches = [
+        name for name in tables if stem == name or stem.startswith(name + "_") or stem.startswith(name + ".")
+    ]
     if not matches:
         raise FileRefused(
-            path, "cannot tell which raw table this file feeds: put it in landing/<source>/<table>/, "
-            "name it after the table (invoices.csv), or give --table or --mapping"
+            path,
+            "cannot tell which raw table this file feeds: put it in landing/<source>/<table>/, "
+            "name it after the table (invoices.csv), or give --table or --mapping",
         )
     return tables[max(matches, key=len)]
 
@@ -95,8 +98,13 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
         path = Path(path)
         if path.is_dir():
             files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in LOADABLE_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in LOADABLE_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
             )
         elif path.exists():
             files.append(path)
@@ -106,6 +114,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 
 # -- SQL for one target table ------------------------------------------------------------
+
 
 def _landing_column(position: int) -> sql.Identifier:
     return sql.Identifier(f"c{position}")
@@ -158,37 +167,72 @@ def _problem(column: Column, condition: sql.Composable, value: sql.Composable, r
     reason_sql = sql.Literal(reason) if isinstance(reason, str) else reason
     return sql.SQL(
         "case when {cond} then jsonb_build_object('column', {col}, 'value', left({val}, {n}), 'reason', {why}) end"
-    ).format(cond=condition, col=sql.Literal(column.name), val=value, n=sql.Literal(QUARANTINED_VALUE_CHARS), why=reason_sql)
+    ).format(
+        cond=condition,
+        col=sql.Literal(column.name),
+        val=value,
+        n=sql.Literal(QUARANTINED_VALUE_CHARS),
+        why=reason_sql,
+    )
 
 
-def _checks(c: _ColumnSql, s: sql.Identifier, v: sql.Identifier, t: sql.Identifier, table: Table,
-            required: bool) -> list[sql.Composable]:
+def _checks(
+    c: _ColumnSql, s: sql.Identifier, v: sql.Identifier, t: sql.Identifier, table: Table, required: bool
+) -> list[sql.Composable]:
     """Problems of one column: s is the text as it came, v the text ready to cast, t the typed value."""
     col = c.column
     checks = []
     if required:
-        checks.append(_problem(col, sql.SQL("{} is null").format(s), sql.SQL("null::text"), "missing required value"))
+        checks.append(
+            _problem(col, sql.SQL("{} is null").format(s), sql.SQL("null::text"), "missing required value")
+        )
     if c.date_format:
-        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(s, v), s,
-                               f"not a date in the format {c.date_format}"))
+        checks.append(
+            _problem(
+                col,
+                sql.SQL("{} is not null and {} is null").format(s, v),
+                s,
+                f"not a date in the format {c.date_format}",
+            )
+        )
     if col.data_type == "date":
         low, high = table.plausible_dates
-        checks.append(_problem(
-            col, sql.SQL("{} not between {} and {}").format(t, sql.Literal(low), sql.Literal(high)), s,
-            f"impossible date (outside {low} .. {high})"))
+        checks.append(
+            _problem(
+                col,
+                sql.SQL("{} not between {} and {}").format(t, sql.Literal(low), sql.Literal(high)),
+                s,
+                f"impossible date (outside {low} .. {high})",
+            )
+        )
     if col.data_type != "text":
-        checks.append(_problem(col, sql.SQL("{} is not null and {} is null").format(v, t), s,
-                               f"not a valid {col.data_type}"))
+        checks.append(
+            _problem(
+                col, sql.SQL("{} is not null and {} is null").format(v, t), s, f"not a valid {col.data_type}"
+            )
+        )
     if col.accepted_values:
-        checks.append(_problem(
-            col, sql.SQL("{} is not null and {} <> all({}::text[])").format(s, s, sql.Literal(list(col.accepted_values))), s,
-            "not one of: " + ", ".join(col.accepted_values)))
+        checks.append(
+            _problem(
+                col,
+                sql.SQL("{} is not null and {} <> all({}::text[])").format(
+                    s, s, sql.Literal(list(col.accepted_values))
+                ),
+                s,
+                "not one of: " + ", ".join(col.accepted_values),
+            )
+        )
     if col.min_value is not None or col.max_value is not None:
         low = sql.Literal(col.min_value) if col.min_value is not None else sql.SQL("null")
         high = sql.Literal(col.max_value) if col.max_value is not None else sql.SQL("null")
-        checks.append(_problem(
-            col, sql.SQL("{t} < {lo} or {t} > {hi}").format(t=t, lo=low, hi=high), s,
-            f"outside the plausible range {col.min_value} .. {col.max_value}"))
+        checks.append(
+            _problem(
+                col,
+                sql.SQL("{t} < {lo} or {t} > {hi}").format(t=t, lo=low, hi=high),
+                s,
+                f"outside the plausible range {col.min_value} .. {col.max_value}",
+            )
+        )
     return checks
 
 
@@ -206,12 +250,17 @@ def target_statement(
     key = [sql.Identifier(k) for k in table.primary_key]
 
     staged = sql.SQL(", ").join(
-        sql.SQL("{} as {}, {} as {}").format(c.source, s, c.value, v) for c, s, v in zip(cols, src, val, strict=True)
+        sql.SQL("{} as {}, {} as {}").format(c.source, s, c.value, v)
+        for c, s, v in zip(cols, src, val, strict=True)
     )
     casts = sql.SQL(", ").join(
-        (sql.SQL("{} as {}").format(v, t) if c.column.data_type == "text" else
-         sql.SQL("case when pg_input_is_valid({v}, {ty}) then {v}::{ty_sql} end as {t}").format(
-             v=v, ty=sql.Literal(c.column.data_type), ty_sql=sql.SQL(c.column.data_type), t=t))
+        (
+            sql.SQL("{} as {}").format(v, t)
+            if c.column.data_type == "text"
+            else sql.SQL("case when pg_input_is_valid({v}, {ty}) then {v}::{ty_sql} end as {t}").format(
+                v=v, ty=sql.Literal(c.column.data_type), ty_sql=sql.SQL(c.column.data_type), t=t
+            )
+        )
         for c, v, t in zip(cols, val, typed, strict=True)
     )
     checks: list[sql.Composable] = []
@@ -221,13 +270,18 @@ def target_statement(
     row_hash = sql.SQL("md5(row({})::text)").format(typed_list) if target.distinct else sql.SQL("''::text")
     key_text = sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(k) for k in key)
     header_keys = sql.Literal(header)
-    header_values = sql.SQL(", ").join(sql.SQL("l.{}").format(_landing_column(i + 1)) for i in range(len(header)))
+    header_values = sql.SQL(", ").join(
+        sql.SQL("l.{}").format(_landing_column(i + 1)) for i in range(len(header))
+    )
     assignments = sql.SQL(", ").join(
-        sql.SQL("{} = excluded.{}").format(t, t) for t in typed if t.as_string() not in {k.as_string() for k in key}
+        sql.SQL("{} = excluded.{}").format(t, t)
+        for t in typed
+        if t.as_string() not in {k.as_string() for k in key}
     )
     on_conflict = (
         sql.SQL("do update set {}, _batch_id = excluded._batch_id, _loaded_at = now()").format(assignments)
-        if assignments.as_string() else sql.SQL("do update set _batch_id = excluded._batch_id, _loaded_at = now()")
+        if assignments.as_string()
+        else sql.SQL("do update set _batch_id = excluded._batch_id, _loaded_at = now()")
     )
     return sql.SQL("""
 with staged as materialized (
@@ -272,23 +326,38 @@ with staged as materialized (
 select (select count(*) from verdict), (select count(*) from loaded),
        (select count(*) from verdict where is_merged), (select count(*) from quarantined)
 """).format(
-        staged=staged, casts=casts, src_list=sql.SQL(", ").join(src), val_list=sql.SQL(", ").join(val),
-        checks=sql.SQL(", ").join(checks), row_hash=row_hash, key=sql.SQL(", ").join(key),
-        distinct=sql.Literal(target.distinct), key_names=sql.Literal(",".join(table.primary_key)),
-        key_text=key_text, hl=sql.Literal(header_line), batch=sql.Literal(batch_id),
-        file=sql.Literal(file_name), table_name=sql.Literal(table.name), header_keys=header_keys,
-        header_values=header_values, raw=sql.Identifier("raw", table.name), typed_list=typed_list,
+        staged=staged,
+        casts=casts,
+        src_list=sql.SQL(", ").join(src),
+        val_list=sql.SQL(", ").join(val),
+        checks=sql.SQL(", ").join(checks),
+        row_hash=row_hash,
+        key=sql.SQL(", ").join(key),
+        distinct=sql.Literal(target.distinct),
+        key_names=sql.Literal(",".join(table.primary_key)),
+        key_text=key_text,
+        hl=sql.Literal(header_line),
+        batch=sql.Literal(batch_id),
+        file=sql.Literal(file_name),
+        table_name=sql.Literal(table.name),
+        header_keys=header_keys,
+        header_values=header_values,
+        raw=sql.Identifier("raw", table.name),
+        typed_list=typed_list,
         on_conflict=on_conflict,
     )
 
 
 # -- one file ------------------------------------------------------------------------------
 
+
 def _copy_into_landing(conn: psycopg.Connection, stream, progress: Callable[[str], None]) -> int:
     columns = [_landing_column(i + 1) for i in range(len(stream.header))]
-    conn.execute(sql.SQL(
-        "create temp table landing (_record bigint generated always as identity, {}) on commit drop"
-    ).format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in columns)))
+    conn.execute(
+        sql.SQL(
+            "create temp table landing (_record bigint generated always as identity, {}) on commit drop"
+        ).format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in columns))
+    )
     copy_sql = sql.SQL("copy pg_temp.landing ({}) from stdin (format csv, delimiter {}, encoding {})").format(
         sql.SQL(", ").join(columns), sql.Literal(stream.delimiter), sql.Literal(stream.pg_encoding)
     )
@@ -313,8 +382,12 @@ def _check_header(stream, mapping: Mapping) -> str:
             stream.header_line,
         )
     extra = sorted(set(stream.header) - mapping.file_columns())
-    return f"ignored columns not in the {'contract' if mapping.is_contract_layout else 'mapping'}: " \
-           f"{', '.join(extra)}" if extra else ""
+    return (
+        f"ignored columns not in the {'contract' if mapping.is_contract_layout else 'mapping'}: "
+        f"{', '.join(extra)}"
+        if extra
+        else ""
+    )
 
 
 def _copy_error(path: Path, exc: psycopg.Error, header_line: int) -> FileRefused:
@@ -335,20 +408,29 @@ class Loader:
         self.url = url
         self.progress = progress
 
-    def load_paths(self, paths: Iterable[Path], mapping: Mapping | None = None,
-                   table: Table | None = None) -> list[BatchResult]:
+    def load_paths(
+        self, paths: Iterable[Path], mapping: Mapping | None = None, table: Table | None = None
+    ) -> list[BatchResult]:
         results = []
         try:
             files = expand_paths(paths)
         except FileRefused as exc:
-            return [BatchResult(file=exc.path, mapping=mapping.name if mapping else "contract",
-                                status="failed", message=str(exc))]
+            return [
+                BatchResult(
+                    file=exc.path,
+                    mapping=mapping.name if mapping else "contract",
+                    status="failed",
+                    message=str(exc),
+                )
+            ]
         self.progress(f"loading {len(files)} file(s)")
         for number, path in enumerate(files, start=1):
             try:
                 chosen = mapping or contract_layout(table or infer_table(path))
             except FileRefused as exc:
-                results.append(BatchResult(file=str(path), mapping="contract", status="failed", message=str(exc)))
+                results.append(
+                    BatchResult(file=str(path), mapping="contract", status="failed", message=str(exc))
+                )
                 self.progress(f"[{number}/{len(files)}] FAILED {exc}")
                 continue
             result = self.load_file(path, chosen)
@@ -365,15 +447,22 @@ class Loader:
         with connect(self.url, autocommit=True) as conn:
             conn.execute("select pg_advisory_lock(hashtext(%s))", (batch_key,))
             # Holding the file's lock, a batch still 'loading' is one whose loader died mid-way.
-            conn.execute("update audit.batches set status = 'failed', finished_at = now(), message = 'interrupted: the "
-                         "loader stopped before it finished; nothing of this batch was kept' "
-                         "where batch_key = %s and status = 'loading'", (batch_key,))
+            conn.execute(
+                "update audit.batches set status = 'failed', finished_at = now(), message = 'interrupted: the "
+                "loader stopped before it finished; nothing of this batch was kept' "
+                "where batch_key = %s and status = 'loading'",
+                (batch_key,),
+            )
             previous = conn.execute(
                 "select batch_id, checksum from audit.batches where batch_key = %s and status in ('loaded', 'rejected') "
-                "order by batch_id desc limit 1", (batch_key,)).fetchone()
+                "order by batch_id desc limit 1",
+                (batch_key,),
+            ).fetchone()
             same = conn.execute(
                 "select batch_id, file_path from audit.batches where checksum = %s and mapping = %s "
-                "and status = 'loaded' order by batch_id desc limit 1", (checksum, mapping.name)).fetchone()
+                "and status = 'loaded' order by batch_id desc limit 1",
+                (checksum, mapping.name),
+            ).fetchone()
             if same:
                 result.status, result.batch_id = "skipped", same[0]
                 result.message = f"unchanged: identical content already loaded as batch {same[0]} ({same[1]})"
@@ -396,13 +485,22 @@ class Loader:
             if result.status == "failed":
                 conn.execute(
                     "update audit.batches set status = 'failed', message = %s, finished_at = now() "
-                    "where batch_id = %s", (result.message, batch_id))
+                    "where batch_id = %s",
+                    (result.message, batch_id),
+                )
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (batch_key,))
         result.seconds = time.monotonic() - started
         return result
 
-    def _load_batch(self, conn: psycopg.Connection, path: Path, mapping: Mapping, batch_id: int,
-                    previous_batch: int | None, result: BatchResult) -> None:
+    def _load_batch(
+        self,
+        conn: psycopg.Connection,
+        path: Path,
+        mapping: Mapping,
+        batch_id: int,
+        previous_batch: int | None,
+        result: BatchResult,
+    ) -> None:
         hint = mapping.targets[0].table.name
         with open(path, "rb") as handle:
             stream = open_tabular(path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, hint)
@@ -415,20 +513,30 @@ class Loader:
                 raise _copy_error(path, exc, stream.header_line) from exc
         if previous_batch is not None:
             for target in mapping.targets:
-                conn.execute(sql.SQL("delete from {} where _batch_id = %s").format(
-                    sql.Identifier("raw", target.table.name)), (previous_batch,))
-            conn.execute("update audit.batches set status = 'superseded', finished_at = coalesce(finished_at, now()) "
-                         "where batch_id = %s", (previous_batch,))
+                conn.execute(
+                    sql.SQL("delete from {} where _batch_id = %s").format(
+                        sql.Identifier("raw", target.table.name)
+                    ),
+                    (previous_batch,),
+                )
+            conn.execute(
+                "update audit.batches set status = 'superseded', finished_at = coalesce(finished_at, now()) "
+                "where batch_id = %s",
+                (previous_batch,),
+            )
             notes = "; ".join(filter(None, [notes, f"replaces batch {previous_batch}"]))
         for target in mapping.targets:
             produced, loaded, merged, quarantined = conn.execute(
-                target_statement(target, stream.header, batch_id, path.name, stream.header_line)).fetchone()
+                target_statement(target, stream.header, batch_id, path.name, stream.header_line)
+            ).fetchone()
             result.tables[target.table.name] = TableCounts(produced, loaded, merged, quarantined)
             conn.execute(
                 "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
-                (batch_id, target.table.name, produced, loaded, merged, quarantined))
+                (batch_id, target.table.name, produced, loaded, merged, quarantined),
+            )
         quarantined_records = conn.execute(
-            "select count(distinct line_no) from audit.quarantine where batch_id = %s", (batch_id,)).fetchone()[0]
+            "select count(distinct line_no) from audit.quarantine where batch_id = %s", (batch_id,)
+        ).fetchone()[0]
         result.rows_landed = landed
         result.rows_quarantined = quarantined_records
         result.rows_loaded = landed - quarantined_records
@@ -436,7 +544,8 @@ class Loader:
         conn.execute(
             "update audit.batches set status = 'loaded', rows_landed = %s, rows_loaded = %s, rows_quarantined = %s,"
             " message = nullif(%s, ''), finished_at = now() where batch_id = %s",
-            (landed, result.rows_loaded, quarantined_records, notes, batch_id))
+            (landed, result.rows_loaded, quarantined_records, notes, batch_id),
+        )
 
 
 def describe(result: BatchResult) -> str:
@@ -445,7 +554,10 @@ def describe(result: BatchResult) -> str:
         return f"{name}: skipped, {result.message}"
     if result.status == "failed":
         return f"FAILED {result.message}"
-    tables = ", ".join(f"{t} {c.loaded}" + (f" (+{c.merged} merged)" if c.merged else "")
-                       for t, c in result.tables.items())
-    return (f"{name}: {result.rows_landed} landed = {result.rows_loaded} loaded + {result.rows_quarantined} "
-            f"quarantined [{tables}] in {result.seconds:.1f}s" + (f"; {result.message}" if result.message else ""))
+    tables = ", ".join(
+        f"{t} {c.loaded}" + (f" (+{c.merged} merged)" if c.merged else "") for t, c in result.tables.items()
+    )
+    return (
+        f"{name}: {result.rows_landed} landed = {result.rows_loaded} loaded + {result.rows_quarantined} "
+        f"quarantined [{tables}] in {result.seconds:.1f}s" + (f"; {result.message}" if result.message else "")
+    )

@@ -23,28 +23,32 @@ SMTP_CONN_ENV = "AIRFLOW_CONN_KAM_SMTP"
 def airflow_env(settings: Settings, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     home = settings.airflow_home
     env = dict(os.environ)
-    env.update({
-        "KAM_HOME": str(settings.home),
-        "KAM_PROJECT_DIR": str(settings.project_dir),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_dir / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.logs_dir / "airflow"),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "KAM_RETRY_DELAY_SECONDS": os.environ.get("KAM_RETRY_DELAY_SECONDS", "5"),
-        WAREHOUSE_CONN_ENV: url,
-    })
+    env.update(
+        {
+            "KAM_HOME": str(settings.home),
+            "KAM_PROJECT_DIR": str(settings.project_dir),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_dir / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.logs_dir / "airflow"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "KAM_RETRY_DELAY_SECONDS": os.environ.get("KAM_RETRY_DELAY_SECONDS", "5"),
+            WAREHOUSE_CONN_ENV: url,
+        }
+    )
     env.update(extra or {})
     return env
 
 
 # Airflow's structured log line: "<time> [<level>] <message> [<logger>] key=value ..."
 AIRFLOW_LOG_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?)\s+\[(?P<logger>[\w.]+)\]")
-DBT_ROUTINE_LINE = re.compile(r"^\d\d:\d\d:\d\d\s*(\d+ of \d+ (START|PASS|OK)|$|Running with|Registered|Found|Concurrency)")
+DBT_ROUTINE_LINE = re.compile(
+    r"^\d\d:\d\d:\d\d\s*(\d+ of \d+ (START|PASS|OK)|$|Running with|Registered|Found|Concurrency)"
+)
 
 
 def summarise(line: str) -> str | None:
@@ -63,13 +67,19 @@ def summarise(line: str) -> str | None:
     return None
 
 
-def _airflow(args: list[str], env: dict[str, str], progress: Callable[[str], None], log_path: Path | None = None,
-             quiet: bool = False) -> int:
+def _airflow(
+    args: list[str],
+    env: dict[str, str],
+    progress: Callable[[str], None],
+    log_path: Path | None = None,
+    quiet: bool = False,
+) -> int:
     airflow = Path(sys.executable).parent / "airflow"
     log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed below
     try:
-        with subprocess.Popen([str(airflow), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) as process:
+        with subprocess.Popen(
+            [str(airflow), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process:
             for line in process.stdout:
                 if log:
                     log.write(line)
@@ -89,8 +99,10 @@ def ensure_airflow_db(settings: Settings, env: dict[str, str], progress: Callabl
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     progress(f"initialising the Airflow metadata database under {settings.airflow_home} (first run only)")
     if _airflow(["db", "migrate"], env, lambda line: None) != 0:
-        raise RuntimeError("airflow db migrate failed; see the output of `airflow db migrate` with AIRFLOW_HOME="
-                           f"{settings.airflow_home}")
+        raise RuntimeError(
+            "airflow db migrate failed; see the output of `airflow db migrate` with AIRFLOW_HOME="
+            f"{settings.airflow_home}"
+        )
     marker.touch()
 
 
@@ -98,9 +110,15 @@ def run_log_path(settings: Settings, dag_id: str, as_of_date: date) -> Path:
     return settings.logs_dir / "runs" / f"{dag_id}_{as_of_date.isoformat()}.log"
 
 
-def run_dag(dag_id: str, as_of_date: date, settings: Settings, url: str,
-            progress: Callable[[str], None] = print, extra_env: dict[str, str] | None = None,
-            quiet: bool = False) -> int:
+def run_dag(
+    dag_id: str,
+    as_of_date: date,
+    settings: Settings,
+    url: str,
+    progress: Callable[[str], None] = print,
+    extra_env: dict[str, str] | None = None,
+    quiet: bool = False,
+) -> int:
     """Run one DAG for one day with `airflow dags test`; returns its exit code. The whole
     output goes to KAM_HOME/logs/runs/<dag>_<date>.log; `quiet` shows only the summary lines.
     Without an SMTP connection configured, the embedded mail catcher (KAM_HOME/outbox) serves it."""

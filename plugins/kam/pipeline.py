@@ -47,12 +47,16 @@ def landing_files(settings: Settings) -> list[dict]:
     return found
 
 
-def load_files(url: str, settings: Settings, files: list[dict], progress: Callable[[str], None] = log.info) -> dict:
+def load_files(
+    url: str, settings: Settings, files: list[dict], progress: Callable[[str], None] = log.info
+) -> dict:
     loader = Loader(url, progress)
     results = []
     for mapping_name in sorted({f["mapping"] or "" for f in files}):
         paths = [Path(f["path"]) for f in files if (f["mapping"] or "") == mapping_name]
-        mapping = load_mapping(settings.project_dir / "mappings" / f"{mapping_name}.yml") if mapping_name else None
+        mapping = (
+            load_mapping(settings.project_dir / "mappings" / f"{mapping_name}.yml") if mapping_name else None
+        )
         results += loader.load_paths(paths, mapping=mapping)
     summary = {
         "files": len(results),
@@ -69,8 +73,10 @@ def load_files(url: str, settings: Settings, files: list[dict], progress: Callab
             f"{len(summary['failed'])} file(s) could not be loaded; fix or replace them and rerun:\n  "
             + "\n  ".join(summary["failed"])
         )
-    progress(f"load: {summary['loaded']} file(s) loaded, {summary['skipped']} unchanged; {summary['rows_landed']} rows landed"
-             f" = {summary['rows_loaded']} loaded + {summary['rows_quarantined']} quarantined")
+    progress(
+        f"load: {summary['loaded']} file(s) loaded, {summary['skipped']} unchanged; {summary['rows_landed']} rows landed"
+        f" = {summary['rows_loaded']} loaded + {summary['rows_quarantined']} quarantined"
+    )
     return summary
 
 
@@ -83,44 +89,67 @@ def _table_batches(load_summary: dict | None) -> dict[str, list[int]]:
     return batches
 
 
-def validate_raw(url: str, settings: Settings, as_of_date: date, run_id: str, run_date: date,
-                 load_summary: dict | None = None, progress: Callable[[str], None] = log.info) -> dict:
+def validate_raw(
+    url: str,
+    settings: Settings,
+    as_of_date: date,
+    run_id: str,
+    run_date: date,
+    load_summary: dict | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> dict:
     """The raw gate. On failure the latest batch of each failing table is marked rejected
     and nothing downstream runs."""
     from kam import quality
 
-    result = quality.validate_raw(settings, url, as_of_date, run_id, run_date, _table_batches(load_summary), progress)
+    result = quality.validate_raw(
+        settings, url, as_of_date, run_id, run_date, _table_batches(load_summary), progress
+    )
     if not result.ok:
         failed_tables = sorted({f.table for f in result.failures})
         with warehouse.connect(url) as conn:
-            conn.execute("""
+            conn.execute(
+                """
                 update audit.batches set status = 'rejected',
                     message = concat_ws('; ', message, 'rejected by the raw gate of run ' || %s)
                 where batch_id in (
                     select max(batch_id) from audit.batches, unnest(target_tables) as target(table_name)
                     where status = 'loaded' and target.table_name = any(%s) group by target.table_name)""",
-                         (run_id, failed_tables))
+                (run_id, failed_tables),
+            )
         raise StepFailed(
             f"the raw gate failed on {', '.join(failed_tables)}; their latest batches are marked rejected and nothing "
-            f"downstream ran. Fix the source files and rerun:\n  " + "\n  ".join(map(str, result.failures[:20])))
+            f"downstream ran. Fix the source files and rerun:\n  "
+            + "\n  ".join(map(str, result.failures[:20]))
+        )
     return {"summary": result.summary(), "data_docs": result.data_docs}
 
 
-def validate_marts(url: str, settings: Settings, as_of_date: date, run_id: str, dbt_invocation_id: str | None,
-                   smtp=None, progress: Callable[[str], None] = log.info) -> dict:
+def validate_marts(
+    url: str,
+    settings: Settings,
+    as_of_date: date,
+    run_id: str,
+    dbt_invocation_id: str | None,
+    smtp=None,
+    progress: Callable[[str], None] = log.info,
+) -> dict:
     """The marts gate on the build schema. On failure the data-engineering list gets one
     email with what failed, and the published marts stay as they are."""
     from kam import alerts, quality
 
-    result = quality.validate_marts(settings, url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id,
-                                    dbt_invocation_id, progress)
+    result = quality.validate_marts(
+        settings, url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id, progress
+    )
     if not result.ok:
         release_transform_lease(url, run_id)
         failures = [str(f) for f in result.failures]
         if smtp is not None:
             message = alerts.gate_failure_message(as_of_date, run_id, failures, settings.recipients)
             alerts.deliver(url, [message], smtp, settings.recipients.mail_from, progress)
-        raise StepFailed("the marts gate failed; yesterday's marts stay published:\n  " + "\n  ".join(failures[:20]))
+        raise StepFailed(
+            "the marts gate failed; yesterday's marts stay published:\n  " + "\n  ".join(failures[:20])
+        )
     return {"summary": result.summary(), "data_docs": result.data_docs}
 
 
@@ -128,8 +157,13 @@ TRANSFORM_LEASE = "marts"
 LEASE_HOURS = 3
 
 
-def acquire_transform_lease(url: str, run_id: str, as_of_date: date, wait_seconds: float = 600,
-                            progress: Callable[[str], None] = log.info) -> None:
+def acquire_transform_lease(
+    url: str,
+    run_id: str,
+    as_of_date: date,
+    wait_seconds: float = 600,
+    progress: Callable[[str], None] = log.info,
+) -> None:
     """Take the marts lease for this run (dbt build -> marts gate -> publish). Another run
     holding it makes this one wait, then fail with who holds it; the same run (a retry) may
     take it again."""
@@ -138,35 +172,48 @@ def acquire_transform_lease(url: str, run_id: str, as_of_date: date, wait_second
     deadline = time.monotonic() + wait_seconds
     while True:
         with warehouse.connect(url) as conn:
-            holder = conn.execute("""
+            holder = conn.execute(
+                """
                 insert into audit.transform_lease (lease_name, run_id, as_of_date, expires_at)
                 values (%(name)s, %(run)s, %(day)s, now() + make_interval(hours => %(hours)s))
                 on conflict (lease_name) do update set
                     run_id = excluded.run_id, as_of_date = excluded.as_of_date,
                     acquired_at = now(), expires_at = excluded.expires_at
                 where audit.transform_lease.run_id = excluded.run_id or audit.transform_lease.expires_at < now()
-                returning run_id""", {"name": TRANSFORM_LEASE, "run": run_id, "day": as_of_date,
-                                      "hours": LEASE_HOURS}).fetchone()
+                returning run_id""",
+                {"name": TRANSFORM_LEASE, "run": run_id, "day": as_of_date, "hours": LEASE_HOURS},
+            ).fetchone()
             if holder:
                 return
-            other = conn.execute("select run_id, as_of_date from audit.transform_lease where lease_name = %s",
-                                 (TRANSFORM_LEASE,)).fetchone()
+            other = conn.execute(
+                "select run_id, as_of_date from audit.transform_lease where lease_name = %s",
+                (TRANSFORM_LEASE,),
+            ).fetchone()
         if time.monotonic() >= deadline:
-            raise StepFailed(f"another run ({other[0]}, as of {other[1]}) is building the marts; this run waited "
-                             f"{wait_seconds:.0f}s. Retry when it has finished (the lease expires after {LEASE_HOURS}h "
-                             "if that run died).")
+            raise StepFailed(
+                f"another run ({other[0]}, as of {other[1]}) is building the marts; this run waited "
+                f"{wait_seconds:.0f}s. Retry when it has finished (the lease expires after {LEASE_HOURS}h "
+                "if that run died)."
+            )
         progress(f"waiting: run {other[0]} (as of {other[1]}) is building the marts")
         time.sleep(2)
 
 
 def release_transform_lease(url: str, run_id: str) -> None:
     with warehouse.connect(url) as conn:
-        conn.execute("delete from audit.transform_lease where lease_name = %s and run_id = %s",
-                     (TRANSFORM_LEASE, run_id))
+        conn.execute(
+            "delete from audit.transform_lease where lease_name = %s and run_id = %s",
+            (TRANSFORM_LEASE, run_id),
+        )
 
 
-def build_marts(url: str, settings: Settings, as_of_date: date, progress: Callable[[str], None] = log.info,
-                run_id: str | None = None) -> dict:
+def build_marts(
+    url: str,
+    settings: Settings,
+    as_of_date: date,
+    progress: Callable[[str], None] = log.info,
+    run_id: str | None = None,
+) -> dict:
     """dbt build into the build schema. With a run_id the run takes the marts lease first
     (released by publish, or here when the build fails)."""
     if run_id:
@@ -175,13 +222,20 @@ def build_marts(url: str, settings: Settings, as_of_date: date, progress: Callab
     if not result.ok:
         if run_id:
             release_transform_lease(url, run_id)
-        raise StepFailed("dbt build failed; published marts are unchanged:\n  " + "\n  ".join(result.failures[:20]))
-    return {"summary": result.summary(), "invocation_id": result.invocation_id,
-            "counts": {f"{k}:{s}": n for (k, s), n in result.counts.items()}}
+        raise StepFailed(
+            "dbt build failed; published marts are unchanged:\n  " + "\n  ".join(result.failures[:20])
+        )
+    return {
+        "summary": result.summary(),
+        "invocation_id": result.invocation_id,
+        "counts": {f"{k}:{s}": n for (k, s), n in result.counts.items()},
+    }
 
 
 def publish_marts(url: str, as_of_date: date, run_id: str, dbt_invocation_id: str) -> dict:
-    publication_id = warehouse.publish(url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id)
+    publication_id = warehouse.publish(
+        url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id
+    )
     release_transform_lease(url, run_id)
     return {"publication_id": publication_id, "as_of_date": as_of_date.isoformat()}
 
@@ -199,12 +253,18 @@ def smtp_from_connection(conn_id: str = "kam_smtp"):
     from kam.alerts import Smtp
 
     conn = BaseHook.get_connection(conn_id)
-    return Smtp(host=conn.host or "127.0.0.1", port=int(conn.port or 25), login=conn.login or None,
-                password=conn.password or None, starttls=bool(conn.extra_dejson.get("starttls", False)))
+    return Smtp(
+        host=conn.host or "127.0.0.1",
+        port=int(conn.port or 25),
+        login=conn.login or None,
+        password=conn.password or None,
+        starttls=bool(conn.extra_dejson.get("starttls", False)),
+    )
 
 
-def send_alerts(url: str, settings: Settings, as_of_date: date, smtp,
-                        progress: Callable[[str], None] = log.info) -> dict:
+def send_alerts(
+    url: str, settings: Settings, as_of_date: date, smtp, progress: Callable[[str], None] = log.info
+) -> dict:
     """The overdue lists (one per account manager), the finance summary, the stop-shipment
     lists (credit control and each affected manager) and the monthly reviews due, each sent once."""
     from kam import alerts
@@ -212,7 +272,9 @@ def send_alerts(url: str, settings: Settings, as_of_date: date, smtp,
     with warehouse.connect(url) as conn:
         current = alerts.published_as_of(conn)
         if current is not None and as_of_date < current:
-            progress(f"alerts: {as_of_date} is a backfill (the marts are as of {current}); nothing is sent for a past day")
+            progress(
+                f"alerts: {as_of_date} is a backfill (the marts are as of {current}); nothing is sent for a past day"
+            )
             return {"sent": 0, "already_sent": 0, "messages": 0, "skipped": "backfill"}
         try:
             alerts.require_published(conn, as_of_date)
@@ -228,6 +290,8 @@ def send_alerts(url: str, settings: Settings, as_of_date: date, smtp,
     report = alerts.deliver(url, messages, smtp, settings.recipients.mail_from, progress)
     if report.failed:
         # Not StepFailed: a mail server that is down is worth retrying.
-        raise RuntimeError(f"{len(report.failed)} message(s) not sent yet; the retry sends only those:\n  "
-                           + "\n  ".join(report.failed))
+        raise RuntimeError(
+            f"{len(report.failed)} message(s) not sent yet; the retry sends only those:\n  "
+            + "\n  ".join(report.failed)
+        )
     return {"sent": report.sent, "already_sent": report.already_sent, "messages": len(messages)}

@@ -56,11 +56,14 @@ class GateResult:
         return not self.failures
 
     def summary(self) -> str:
-        return (f"{self.gate} gate: {self.expectations} expectations on {len(self.tables)} tables, "
-                f"{len(self.failures)} failed")
+        return (
+            f"{self.gate} gate: {self.expectations} expectations on {len(self.tables)} tables, "
+            f"{len(self.failures)} failed"
+        )
 
 
 # -- suites ----------------------------------------------------------------------------------
+
 
 def policy_value(settings: Settings, parameter: str) -> float:
     """A knob from the dbt policy seed (business numbers live there, not in code)."""
@@ -78,43 +81,91 @@ def row_count_parameter(table: str) -> str:
 def contract_suite(table: Table) -> dict:
     """The raw suite the contract implies: columns and types, keys, enums, ranges, dates."""
     expectations: list[dict] = [
-        {"type": "expect_table_columns_to_match_set",
-         "kwargs": {"column_set": [*table.column_names, "_batch_id", "_loaded_at"], "exact_match": True}},
-        {"type": "expect_table_row_count_to_be_between",
-         "kwargs": {"min_value": {"$PARAMETER": row_count_parameter(table.name)}},
-         "meta": {"why": "volume check: a feed that suddenly drops fails (raw_max_volume_drop_share)"}},
+        {
+            "type": "expect_table_columns_to_match_set",
+            "kwargs": {"column_set": [*table.column_names, "_batch_id", "_loaded_at"], "exact_match": True},
+        },
+        {
+            "type": "expect_table_row_count_to_be_between",
+            "kwargs": {"min_value": {"$PARAMETER": row_count_parameter(table.name)}},
+            "meta": {"why": "volume check: a feed that suddenly drops fails (raw_max_volume_drop_share)"},
+        },
     ]
     pg_types = {"text": "TEXT", "integer": "INTEGER", "boolean": "BOOLEAN", "date": "DATE"}
     for column in table.columns:
         type_name = pg_types.get(column.data_type) or column.data_type.upper().replace(",", ", ")
-        expectations.append({"type": "expect_column_values_to_be_of_type",
-                             "kwargs": {"column": column.name, "type_": type_name}})
+        expectations.append(
+            {
+                "type": "expect_column_values_to_be_of_type",
+                "kwargs": {"column": column.name, "type_": type_name},
+            }
+        )
         if column.not_null or column.name in table.primary_key:
-            expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column.name}})
+            expectations.append(
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column.name}}
+            )
         if column.accepted_values:
-            expectations.append({"type": "expect_column_values_to_be_in_set",
-                                 "kwargs": {"column": column.name, "value_set": list(column.accepted_values)}})
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": column.name, "value_set": list(column.accepted_values)},
+                }
+            )
         if column.min_value is not None or column.max_value is not None:
-            expectations.append({"type": "expect_column_values_to_be_between",
-                                 "kwargs": {"column": column.name, "min_value": column.min_value,
-                                            "max_value": column.max_value}})
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {
+                        "column": column.name,
+                        "min_value": column.min_value,
+                        "max_value": column.max_value,
+                    },
+                }
+            )
         if column.data_type == "date":
-            latest = ({"$PARAMETER": "latest_plausible_date"} if column.name not in EVENT_DATE_EXCLUSIONS
-                      else table.plausible_dates[1].isoformat())
-            expectations.append({"type": "expect_column_values_to_be_between",
-                                 "kwargs": {"column": column.name, "min_value": table.plausible_dates[0].isoformat(),
-                                            "max_value": latest}})
+            latest = (
+                {"$PARAMETER": "latest_plausible_date"}
+                if column.name not in EVENT_DATE_EXCLUSIONS
+                else table.plausible_dates[1].isoformat()
+            )
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {
+                        "column": column.name,
+                        "min_value": table.plausible_dates[0].isoformat(),
+                        "max_value": latest,
+                    },
+                }
+            )
     if len(table.primary_key) == 1:
-        expectations.append({"type": "expect_column_values_to_be_unique", "kwargs": {"column": table.primary_key[0]}})
+        expectations.append(
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": table.primary_key[0]}}
+        )
     else:
-        expectations.append({"type": "expect_compound_columns_to_be_unique",
-                             "kwargs": {"column_list": list(table.primary_key)}})
+        expectations.append(
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": list(table.primary_key)},
+            }
+        )
     for earlier, later in table.date_order:
-        expectations.append({"type": "expect_column_pair_values_a_to_be_greater_than_b",
-                             "kwargs": {"column_A": later, "column_B": earlier, "or_equal": True,
-                                        "ignore_row_if": "either_value_is_missing"}})
-    return {"name": f"raw.{table.name}", "meta": {"generated_from": f"the raw contract, source {table.source}"},
-            "expectations": expectations}
+        expectations.append(
+            {
+                "type": "expect_column_pair_values_a_to_be_greater_than_b",
+                "kwargs": {
+                    "column_A": later,
+                    "column_B": earlier,
+                    "or_equal": True,
+                    "ignore_row_if": "either_value_is_missing",
+                },
+            }
+        )
+    return {
+        "name": f"raw.{table.name}",
+        "meta": {"generated_from": f"the raw contract, source {table.source}"},
+        "expectations": expectations,
+    }
 
 
 def suite_path(settings: Settings, gate: str, table: str) -> Path:
@@ -140,6 +191,7 @@ def read_suite(path: Path, build_schema: str | None = None) -> dict:
 
 # -- running ---------------------------------------------------------------------------------
 
+
 def _context(settings: Settings, url: str):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -147,7 +199,9 @@ def _context(settings: Settings, url: str):
     os.environ[GX_URL_VARIABLE] = url
     context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_or_update_sql(name="warehouse", connection_string="${" + GX_URL_VARIABLE + "}")
+    source = context.data_sources.add_or_update_sql(
+        name="warehouse", connection_string="${" + GX_URL_VARIABLE + "}"
+    )
     return context, source
 
 
@@ -166,12 +220,15 @@ def _validation(context, source, schema: str, table: str, suite_document: dict, 
         batch = asset.add_batch_definition_whole_table("whole_table")
     suite = gx.ExpectationSuite(
         name=f"{gate}.{table}",
-        expectations=[ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta")).to_domain_obj()
-                      for e in suite_document["expectations"]],
+        expectations=[
+            ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta")).to_domain_obj()
+            for e in suite_document["expectations"]
+        ],
     )
     suite = context.suites.add_or_update(suite)
     return context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{gate}.{table}", data=batch, suite=suite))
+        gx.ValidationDefinition(name=f"{gate}.{table}", data=batch, suite=suite)
+    )
 
 
 def _sample(result: dict) -> str:
@@ -179,9 +236,19 @@ def _sample(result: dict) -> str:
     return json.dumps(values[:5], default=str, ensure_ascii=False)[:500] if values else ""
 
 
-def run_gate(settings: Settings, url: str, gate: str, schema: str, tables: list[str], as_of: date, run_id: str,
-             parameters: dict, batch_ids: dict[str, list[int]] | None = None, dbt_invocation_id: str | None = None,
-             progress: Callable[[str], None] = log.info) -> GateResult:
+def run_gate(
+    settings: Settings,
+    url: str,
+    gate: str,
+    schema: str,
+    tables: list[str],
+    as_of: date,
+    run_id: str,
+    parameters: dict,
+    batch_ids: dict[str, list[int]] | None = None,
+    dbt_invocation_id: str | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> GateResult:
     """Validate each table with its suite in one GX checkpoint, store every result, build data docs."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -192,9 +259,14 @@ def run_gate(settings: Settings, url: str, gate: str, schema: str, tables: list[
     for table in tables:
         document = read_suite(suite_path(settings, gate, table), build_schema=schema)
         definitions.append(_validation(context, source, schema, table, document, gate))
-    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"{gate}_gate", validation_definitions=definitions,
-        actions=[UpdateDataDocsAction(name="data_docs")], result_format={"result_format": "SUMMARY"}))
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"{gate}_gate",
+            validation_definitions=definitions,
+            actions=[UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
     progress(f"{gate} gate: validating {len(tables)} tables in {schema}")
     outcome = checkpoint.run(expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_id))
     result = GateResult(gate=gate, tables=list(tables))
@@ -205,23 +277,44 @@ def run_gate(settings: Settings, url: str, gate: str, schema: str, tables: list[
             config = item.expectation_config
             details = item.result or {}
             observed = details.get("observed_value", details.get("unexpected_count"))
-            raised = [info.get("exception_message") for info in (item.exception_info or {}).values()
-                      if isinstance(info, dict) and info.get("raised_exception")]
+            raised = [
+                info.get("exception_message")
+                for info in (item.exception_info or {}).values()
+                if isinstance(info, dict) and info.get("raised_exception")
+            ]
             if raised and not item.success:
                 observed = "error: " + str(raised[0])[:300]
-            failure = Failure(table, config.type, config.kwargs.get("column"), str(observed), _sample(details))
+            failure = Failure(
+                table, config.type, config.kwargs.get("column"), str(observed), _sample(details)
+            )
             result.expectations += 1
             if not item.success:
                 result.failures.append(failure)
-            records.append((run_id, gate, as_of, validation.suite_name, table, config.type, config.kwargs.get("column"),
-                            json.dumps(config.kwargs, default=str), bool(item.success), failure.observed,
-                            details.get("unexpected_count"), failure.sample, (batch_ids or {}).get(table),
-                            dbt_invocation_id))
+            records.append(
+                (
+                    run_id,
+                    gate,
+                    as_of,
+                    validation.suite_name,
+                    table,
+                    config.type,
+                    config.kwargs.get("column"),
+                    json.dumps(config.kwargs, default=str),
+                    bool(item.success),
+                    failure.observed,
+                    details.get("unexpected_count"),
+                    failure.sample,
+                    (batch_ids or {}).get(table),
+                    dbt_invocation_id,
+                )
+            )
     with connect(url) as conn:
         conn.cursor().executemany(
             "insert into audit.validation_results (run_id, gate, as_of_date, suite, table_name, expectation_type,"
             " column_name, kwargs, success, observed_value, unexpected_count, unexpected_sample, batch_ids,"
-            " dbt_invocation_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", records)
+            " dbt_invocation_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            records,
+        )
     docs = context.get_docs_sites_urls()
     result.data_docs = docs[0]["site_url"] if docs else None
     progress(result.summary() + (f"; data docs: {result.data_docs}" if result.data_docs else ""))
@@ -237,28 +330,64 @@ def raw_gate_parameters(settings: Settings, url: str, run_date: date) -> dict:
     tolerance = int(policy_value(settings, "raw_future_date_tolerance_days"))
     parameters: dict = {"latest_plausible_date": (run_date + timedelta(days=tolerance)).isoformat()}
     with connect(url) as conn:
-        previous = dict(conn.execute("""
+        previous = dict(
+            conn.execute("""
             select distinct on (table_name) table_name, observed_value::bigint
             from audit.validation_results
             where gate = 'raw' and expectation_type = 'expect_table_row_count_to_be_between' and success
-            order by table_name, validated_at desc""").fetchall())
+            order by table_name, validated_at desc""").fetchall()
+        )
     for table in load_contract():
         parameters[row_count_parameter(table)] = int(previous.get(table, 0) * (1 - drop))
     return parameters
 
 
-def validate_raw(settings: Settings, url: str, as_of: date, run_id: str, run_date: date,
-                 batch_ids: dict[str, list[int]] | None = None, progress: Callable[[str], None] = log.info) -> GateResult:
+def validate_raw(
+    settings: Settings,
+    url: str,
+    as_of: date,
+    run_id: str,
+    run_date: date,
+    batch_ids: dict[str, list[int]] | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> GateResult:
     parameters = raw_gate_parameters(settings, url, run_date)
-    return run_gate(settings, url, "raw", RAW_SCHEMA, sorted(load_contract()), as_of, run_id, parameters,
-                    batch_ids=batch_ids, progress=progress)
+    return run_gate(
+        settings,
+        url,
+        "raw",
+        RAW_SCHEMA,
+        sorted(load_contract()),
+        as_of,
+        run_id,
+        parameters,
+        batch_ids=batch_ids,
+        progress=progress,
+    )
 
 
 def mart_suites(settings: Settings) -> list[str]:
     return sorted(p.stem for p in (settings.expectations_dir / "marts").glob("*.json"))
 
 
-def validate_marts(settings: Settings, url: str, build_schema: str, as_of: date, run_id: str,
-                   dbt_invocation_id: str | None, progress: Callable[[str], None] = log.info) -> GateResult:
-    return run_gate(settings, url, "marts", build_schema, mart_suites(settings), as_of, run_id,
-                    {"as_of_date": as_of.isoformat()}, dbt_invocation_id=dbt_invocation_id, progress=progress)
+def validate_marts(
+    settings: Settings,
+    url: str,
+    build_schema: str,
+    as_of: date,
+    run_id: str,
+    dbt_invocation_id: str | None,
+    progress: Callable[[str], None] = log.info,
+) -> GateResult:
+    return run_gate(
+        settings,
+        url,
+        "marts",
+        build_schema,
+        mart_suites(settings),
+        as_of,
+        run_id,
+        {"as_of_date": as_of.isoformat()},
+        dbt_invocation_id=dbt_invocation_id,
+        progress=progress,
+    )

@@ -31,7 +31,11 @@ class DbtResult:
         return self.returncode == 0
 
     def summary(self) -> str:
-        built = sum(n for (kind, status), n in self.counts.items() if kind in ("model", "seed", "snapshot") and status == "success")
+        built = sum(
+            n
+            for (kind, status), n in self.counts.items()
+            if kind in ("model", "seed", "snapshot") and status == "success"
+        )
         tests = sum(n for (kind, status), n in self.counts.items() if kind == "test" and status == "pass")
         failed = sum(n for (_, status), n in self.counts.items() if status in ("error", "fail"))
         return f"{built} models/seeds built, {tests} tests passed, {failed} failed"
@@ -42,21 +46,23 @@ def dbt_env(url: str, settings: Settings) -> dict[str, str]:
     DBT_ENV_SECRET_ variable, which dbt scrubs from its logs."""
     parts = urlsplit(url)
     env = dict(os.environ)
-    env.update({
-        "KAM_DB_HOST": parts.hostname or "127.0.0.1",
-        "KAM_DB_PORT": str(parts.port or 5432),
-        "KAM_DB_USER": unquote(parts.username or ""),
-        "DBT_ENV_SECRET_KAM_DB_PASSWORD": unquote(parts.password or ""),
-        "KAM_DB_NAME": parts.path.lstrip("/") or "postgres",
-        "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
-        "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
-        "DBT_TARGET_PATH": str(settings.dbt_target_dir),
-        "DBT_LOG_PATH": str(settings.logs_dir / "dbt"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_PARTIAL_PARSE": "true",
-        "DBT_USE_COLORS": "false",
-        "KAM_MARTS_BUILD_SCHEMA": MARTS_BUILD_SCHEMA,
-    })
+    env.update(
+        {
+            "KAM_DB_HOST": parts.hostname or "127.0.0.1",
+            "KAM_DB_PORT": str(parts.port or 5432),
+            "KAM_DB_USER": unquote(parts.username or ""),
+            "DBT_ENV_SECRET_KAM_DB_PASSWORD": unquote(parts.password or ""),
+            "KAM_DB_NAME": parts.path.lstrip("/") or "postgres",
+            "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+            "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+            "DBT_TARGET_PATH": str(settings.dbt_target_dir),
+            "DBT_LOG_PATH": str(settings.logs_dir / "dbt"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_PARTIAL_PARSE": "true",
+            "DBT_USE_COLORS": "false",
+            "KAM_MARTS_BUILD_SCHEMA": MARTS_BUILD_SCHEMA,
+        }
+    )
     return env
 
 
@@ -78,16 +84,31 @@ def read_run_results(target: Path) -> DbtResult:
     return outcome
 
 
-def run_dbt(args: list[str], url: str, settings: Settings, as_of_date: date | None = None,
-            progress: Callable[[str], None] = print) -> DbtResult:
+def run_dbt(
+    args: list[str],
+    url: str,
+    settings: Settings,
+    as_of_date: date | None = None,
+    progress: Callable[[str], None] = print,
+) -> DbtResult:
     """Run a dbt command, streaming its output through `progress`."""
     dbt = Path(sys.executable).parent / "dbt"
     command = [str(dbt), *args]
-    if as_of_date is not None and args and args[0] in ("build", "run", "test", "seed", "snapshot", "compile", "show"):
+    if (
+        as_of_date is not None
+        and args
+        and args[0] in ("build", "run", "test", "seed", "snapshot", "compile", "show")
+    ):
         command += ["--vars", json.dumps({"as_of_date": as_of_date.isoformat()})]
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
-    with subprocess.Popen(command, cwd=settings.dbt_project_dir, env=dbt_env(url, settings),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+    with subprocess.Popen(
+        command,
+        cwd=settings.dbt_project_dir,
+        env=dbt_env(url, settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
         for line in process.stdout:
             progress(line.rstrip())
     outcome = read_run_results(settings.dbt_target_dir)

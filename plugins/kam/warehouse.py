@@ -47,9 +47,7 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
 
 def _raw_table_ddl(table: Table) -> list[sql.Composed]:
     name = sql.Identifier(RAW_SCHEMA, table.name)
-    columns = [
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.data_type)) for c in table.columns
-    ]
+    columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.data_type)) for c in table.columns]
     key = sql.SQL(", ").join(map(sql.Identifier, table.primary_key))
     statements = [
         sql.SQL(
@@ -93,6 +91,7 @@ def ready_warehouse(settings: Settings) -> str:
 
 # -- the BI role: reads `marts` and nothing else --------------------------------------------
 
+
 def bi_role_name() -> str:
     return os.environ.get("KAM_BI_ROLE", "kam_bi")
 
@@ -126,8 +125,11 @@ def ensure_bi_role(url: str, settings: Settings) -> None:
         conn.execute("select pg_advisory_xact_lock(hashtext('kam.bi_role'))")
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (bi_role_name(),)).fetchone()
         verb = "alter" if exists else "create"
-        conn.execute(sql.SQL(verb + " role {} login nocreatedb nocreaterole noinherit password {}").format(
-            role, sql.Literal(bi_password(settings))))
+        conn.execute(
+            sql.SQL(verb + " role {} login nocreatedb nocreaterole noinherit password {}").format(
+                role, sql.Literal(bi_password(settings))
+            )
+        )
         database = conn.execute("select current_database()").fetchone()[0]
         conn.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(database), role))
         conn.execute(sql.SQL("revoke create on schema public from {}").format(role))
@@ -138,7 +140,9 @@ def ensure_bi_role(url: str, settings: Settings) -> None:
 def _grant_read(conn: psycopg.Connection, schema: str) -> None:
     role = sql.Identifier(bi_role_name())
     conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), role))
-    conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(sql.Identifier(schema), role))
+    conn.execute(
+        sql.SQL("grant select on all tables in schema {} to {}").format(sql.Identifier(schema), role)
+    )
 
 
 PUBLISHED_SCHEMA = "marts"
@@ -158,10 +162,15 @@ def _prune_unpublished_history(conn: psycopg.Connection, as_of_date, dbt_invocat
     for (table,) in tables:
         conn.execute(
             sql.SQL("delete from {} where as_of_date = %s and dbt_invocation_id is distinct from %s").format(
-                sql.Identifier("snapshots", table)), (as_of_date, dbt_invocation_id))
+                sql.Identifier("snapshots", table)
+            ),
+            (as_of_date, dbt_invocation_id),
+        )
 
 
-def publish(url: str, build_schema: str, as_of_date, run_id: str, dbt_invocation_id: str | None = None) -> int:
+def publish(
+    url: str, build_schema: str, as_of_date, run_id: str, dbt_invocation_id: str | None = None
+) -> int:
     """Swap the build schema in as `marts` in one transaction (write-audit-publish).
 
     Readers see the old marts or the new ones, never an empty or mixed schema: queries
@@ -173,28 +182,43 @@ def publish(url: str, build_schema: str, as_of_date, run_id: str, dbt_invocation
         conn.execute("select pg_advisory_lock(hashtext('kam.publish'))")
         try:
             if not _schema_exists(conn, build_schema):
-                raise RuntimeError(f"nothing to publish: schema {build_schema} does not exist (did dbt build run?)")
-            current = conn.execute("select max(as_of_date) from audit.publications where is_current_marts").fetchone()[0]
+                raise RuntimeError(
+                    f"nothing to publish: schema {build_schema} does not exist (did dbt build run?)"
+                )
+            current = conn.execute(
+                "select max(as_of_date) from audit.publications where is_current_marts"
+            ).fetchone()[0]
             is_backfill = current is not None and as_of_date < current
             if not is_backfill:
-                conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA)))
+                conn.execute(
+                    sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA))
+                )
             with conn.transaction():
                 if is_backfill:
                     # an older day: its history becomes visible; the current marts stay as they are
                     conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(build_schema)))
                 else:
-                    if conn.execute("select 1 from pg_roles where rolname = %s", (bi_role_name(),)).fetchone():
+                    if conn.execute(
+                        "select 1 from pg_roles where rolname = %s", (bi_role_name(),)
+                    ).fetchone():
                         _grant_read(conn, build_schema)  # grants travel with the schema when it is renamed
                     if _schema_exists(conn, PUBLISHED_SCHEMA):
-                        conn.execute(sql.SQL("alter schema {} rename to {}").format(
-                            sql.Identifier(PUBLISHED_SCHEMA), sql.Identifier(PREVIOUS_SCHEMA)))
-                    conn.execute(sql.SQL("alter schema {} rename to {}").format(
-                        sql.Identifier(build_schema), sql.Identifier(PUBLISHED_SCHEMA)))
+                        conn.execute(
+                            sql.SQL("alter schema {} rename to {}").format(
+                                sql.Identifier(PUBLISHED_SCHEMA), sql.Identifier(PREVIOUS_SCHEMA)
+                            )
+                        )
+                    conn.execute(
+                        sql.SQL("alter schema {} rename to {}").format(
+                            sql.Identifier(build_schema), sql.Identifier(PUBLISHED_SCHEMA)
+                        )
+                    )
                 _prune_unpublished_history(conn, as_of_date, dbt_invocation_id)
                 publication_id = conn.execute(
                     "insert into audit.publications (as_of_date, run_id, dbt_invocation_id, is_current_marts) "
                     "values (%s, %s, %s, %s) returning publication_id",
-                    (as_of_date, run_id, dbt_invocation_id, not is_backfill)).fetchone()[0]
+                    (as_of_date, run_id, dbt_invocation_id, not is_backfill),
+                ).fetchone()[0]
             return publication_id
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('kam.publish'))")

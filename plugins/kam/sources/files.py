@@ -69,8 +69,12 @@ def _refuse_mixed_encodings(path: Path, sample: bytes) -> None:
     except UnicodeDecodeError as exc:
         prefix = sample[: exc.start]
         if any(byte >= 0x80 for byte in prefix):
-            raise FileRefused(path, "mixed encodings: UTF-8 text up to here, then bytes that are not UTF-8; "
-                                    "re-export the file in one encoding", prefix.count(b"\n") + 1) from exc
+            raise FileRefused(
+                path,
+                "mixed encodings: UTF-8 text up to here, then bytes that are not UTF-8; "
+                "re-export the file in one encoding",
+                prefix.count(b"\n") + 1,
+            ) from exc
 
 
 def _detect_encoding(path: Path, sample: bytes, declared: str | None) -> str:
@@ -88,7 +92,9 @@ def _detect_encoding(path: Path, sample: bytes, declared: str | None) -> str:
             raise FileRefused(path, f"encoding {name!r} is not supported; use one of {sorted(PG_ENCODINGS)}")
         return pg_name
     tried = " or ".join(candidates)
-    raise FileRefused(path, f"the text is not valid {tried}; save it as UTF-8 (or declare `encoding:` in a mapping)")
+    raise FileRefused(
+        path, f"the text is not valid {tried}; save it as UTF-8 (or declare `encoding:` in a mapping)"
+    )
 
 
 def _split_header(path: Path, head: bytes) -> tuple[bytes, bytes]:

@@ -127,7 +127,9 @@ def _months(first: date, last: date) -> list[date]:
 
 
 class Generator:
-    def __init__(self, out_dir: Path, scale: float, seed: int, end_date: date, progress: Callable[[str], None]):
+    def __init__(
+        self, out_dir: Path, scale: float, seed: int, end_date: date, progress: Callable[[str], None]
+    ):
         self.out = TableWriter(out_dir)
         self.out_dir = out_dir
         self.scale = scale
@@ -136,8 +138,13 @@ class Generator:
         self.start = end_date - timedelta(days=HISTORY_DAYS)
         self.progress = progress
         self.truth: dict[str, list] = {
-            "false_key_accounts": [], "defection": [], "over_limit": [], "weak_financials": [],
-            "missing_financials": [], "fee_bills": [], "unauthorised_deductions": [],
+            "false_key_accounts": [],
+            "defection": [],
+            "over_limit": [],
+            "weak_financials": [],
+            "missing_financials": [],
+            "fee_bills": [],
+            "unauthorised_deductions": [],
         }
 
     def rng(self, part: str) -> random.Random:
@@ -159,27 +166,44 @@ class Generator:
             else:
                 name = f"{rng.choice(WORD_EN)} {rng.choice(REGIONS)} {rng.choice(SUFFIX_EN)}"
             weight = min((1 - rng.random()) ** (-1 / PARETO_ALPHA), 150.0)
-            customers.append(Customer(
-                customer_id=f"C{i:05d}", name=f"{name} #{i}", customer_type=kind, region=rng.choice(REGIONS),
-                manager=rng.randrange(managers) + 1, terms=rng.choice((30, 30, 30, 30, 45, 60)), weight=weight,
-                profile=rng.choices(profiles, shares)[0], discount=rng.uniform(0.85, 1.0),
-            ))
+            customers.append(
+                Customer(
+                    customer_id=f"C{i:05d}",
+                    name=f"{name} #{i}",
+                    customer_type=kind,
+                    region=rng.choice(REGIONS),
+                    manager=rng.randrange(managers) + 1,
+                    terms=rng.choice((30, 30, 30, 30, 45, 60)),
+                    weight=weight,
+                    profile=rng.choices(profiles, shares)[0],
+                    discount=rng.uniform(0.85, 1.0),
+                )
+            )
         # Revenue follows the weight: invoice count grows with weight**0.6, size with weight**0.6 (a little more concentrated than the weight, as real ledgers are).
-        total = sum(c.weight ** 0.6 for c in customers)
+        total = sum(c.weight**0.6 for c in customers)
         invoices = INVOICES_PER_SCALE * self.scale
         for c in customers:
-            c.invoice_count = max(3, round(invoices * c.weight ** 0.6 / total))
+            c.invoice_count = max(3, round(invoices * c.weight**0.6 / total))
         for c in customers:
             parent = None
             if c.customer_type == "retail_chain" and rng.random() < 0.15:
                 parent = rng.choice(customers).customer_id
                 parent = None if parent == c.customer_id else parent
             self.out.write(
-                "customers", customer_id=c.customer_id, customer_name=c.name, customer_type=c.customer_type,
-                parent_customer_id=parent, region=c.region, territory=c.region, channel=rng.choice(("KA", "traditional", "online")),
-                account_manager=f"Manager {c.manager:02d}", account_manager_email=f"am{c.manager:02d}@example.com",
-                payment_terms_days=c.terms, influence_rating=rng.randint(1, 5),
-                created_date=self.start - timedelta(days=rng.randrange(30, 2000)), is_active="true",
+                "customers",
+                customer_id=c.customer_id,
+                customer_name=c.name,
+                customer_type=c.customer_type,
+                parent_customer_id=parent,
+                region=c.region,
+                territory=c.region,
+                channel=rng.choice(("KA", "traditional", "online")),
+                account_manager=f"Manager {c.manager:02d}",
+                account_manager_email=f"am{c.manager:02d}@example.com",
+                payment_terms_days=c.terms,
+                influence_rating=rng.randint(1, 5),
+                created_date=self.start - timedelta(days=rng.randrange(30, 2000)),
+                is_active="true",
             )
         return customers
 
@@ -190,9 +214,14 @@ class Generator:
             price = money(rng.uniform(8, 400))
             cost = money(float(price) * rng.uniform(0.55, 0.8))
             products.append((f"P{i:03d}", price, cost))
-            self.out.write("products", product_id=f"P{i:03d}", product_name=f"Product {i:03d}",
-                           category=rng.choice(("snacks", "beverages", "dairy", "frozen", "household")),
-                           unit_cost=cost, list_price=price)
+            self.out.write(
+                "products",
+                product_id=f"P{i:03d}",
+                product_name=f"Product {i:03d}",
+                category=rng.choice(("snacks", "beverages", "dairy", "frozen", "household")),
+                unit_cost=cost,
+                list_price=price,
+            )
         return products
 
     # -- injected cases ---------------------------------------------------------------------
@@ -226,11 +255,13 @@ class Generator:
         for c in customers:
             late_min, late_max = PAYMENT_PROFILES[c.profile][1]
             never_paid = PAYMENT_PROFILES[c.profile][2]
-            mean_amount = 500 * c.weight ** 0.6
+            mean_amount = 500 * c.weight**0.6
             stops_ordering = None
             if "defection" in c.cases:
                 stops_ordering = self.end - timedelta(days=150)
-                self.truth["defection"].append({"customer_id": c.customer_id, "reasons": ["revenue_drop", "order_gap"]})
+                self.truth["defection"].append(
+                    {"customer_id": c.customer_id, "reasons": ["revenue_drop", "order_gap"]}
+                )
             days = sorted(rng.randrange(HISTORY_DAYS) for _ in range(c.invoice_count))
             for offset in days:
                 invoice_date = self.start + timedelta(days=offset)
@@ -240,8 +271,14 @@ class Generator:
                 invoice_id = f"INV{invoice_no:08d}"
                 order_id = f"SO{invoice_no:08d}"
                 order_date = invoice_date - timedelta(days=rng.randrange(0, 4))
-                self.out.write("sales_orders", order_id=order_id, customer_id=c.customer_id, order_date=order_date,
-                               status="invoiced", currency="CNY")
+                self.out.write(
+                    "sales_orders",
+                    order_id=order_id,
+                    customer_id=c.customer_id,
+                    order_date=order_date,
+                    status="invoiced",
+                    currency="CNY",
+                )
                 amount = Decimal(0)
                 for line_no in range(1, rng.randint(1, 3) + 1):
                     product_id, price, cost = rng.choice(products)
@@ -249,21 +286,50 @@ class Generator:
                     quantity = max(1, round(rng.lognormvariate(0, 0.5) * mean_amount / float(unit_price)))
                     line_amount = money(unit_price * quantity)
                     amount += line_amount
-                    self.out.write("sales_order_lines", order_id=order_id, line_no=line_no, product_id=product_id,
-                                   quantity=quantity, unit_price=unit_price, shipped_quantity=quantity)
-                    self.out.write("invoice_lines", invoice_id=invoice_id, line_no=line_no, product_id=product_id,
-                                   quantity=quantity, unit_price=unit_price, amount=line_amount,
-                                   cost_amount=money(cost * quantity))
+                    self.out.write(
+                        "sales_order_lines",
+                        order_id=order_id,
+                        line_no=line_no,
+                        product_id=product_id,
+                        quantity=quantity,
+                        unit_price=unit_price,
+                        shipped_quantity=quantity,
+                    )
+                    self.out.write(
+                        "invoice_lines",
+                        invoice_id=invoice_id,
+                        line_no=line_no,
+                        product_id=product_id,
+                        quantity=quantity,
+                        unit_price=unit_price,
+                        amount=line_amount,
+                        cost_amount=money(cost * quantity),
+                    )
                     month = _month_start(invoice_date)
                     c.sell_in_by_month[month] = c.sell_in_by_month.get(month, 0.0) + quantity
-                self.out.write("shipments", shipment_id=f"SH{invoice_no:08d}", order_id=order_id,
-                               customer_id=c.customer_id, ship_date=invoice_date, ship_to_region=c.region, amount=amount)
+                self.out.write(
+                    "shipments",
+                    shipment_id=f"SH{invoice_no:08d}",
+                    order_id=order_id,
+                    customer_id=c.customer_id,
+                    ship_date=invoice_date,
+                    ship_to_region=c.region,
+                    amount=amount,
+                )
                 cancelled = rng.random() < 0.01
                 due = invoice_date + timedelta(days=c.terms)
-                self.out.write("invoices", invoice_id=invoice_id, invoice_number=f"FP-{invoice_no:08d}",
-                               customer_id=c.customer_id, order_id=order_id, invoice_date=invoice_date,
-                               due_date=None if rng.random() < 0.04 else due, currency="CNY", amount=amount,
-                               status="cancelled" if cancelled else "posted")
+                self.out.write(
+                    "invoices",
+                    invoice_id=invoice_id,
+                    invoice_number=f"FP-{invoice_no:08d}",
+                    customer_id=c.customer_id,
+                    order_id=order_id,
+                    invoice_date=invoice_date,
+                    due_date=None if rng.random() < 0.04 else due,
+                    currency="CNY",
+                    amount=amount,
+                    status="cancelled" if cancelled else "posted",
+                )
                 written += 1
                 if written % 100_000 == 0:
                     self.progress(f"  {written} invoices generated")
@@ -275,11 +341,20 @@ class Generator:
                 if rng.random() < 0.04:
                     credit_no += 1
                     credit = money(amount * Decimal(str(rng.uniform(0.05, 0.3))))
-                    reason = rng.choices(("return", "quality", "price_adjustment", "rebate", "other"), (4, 3, 2, 1, 1))[0]
+                    reason = rng.choices(
+                        ("return", "quality", "price_adjustment", "rebate", "other"), (4, 3, 2, 1, 1)
+                    )[0]
                     credit_date = invoice_date + timedelta(days=rng.randrange(3, 40))
                     if credit_date <= self.end:
-                        self.out.write("credit_notes", credit_note_id=f"CN{credit_no:07d}", invoice_id=invoice_id,
-                                       customer_id=c.customer_id, credit_date=credit_date, amount=credit, reason=reason)
+                        self.out.write(
+                            "credit_notes",
+                            credit_note_id=f"CN{credit_no:07d}",
+                            invoice_id=invoice_id,
+                            customer_id=c.customer_id,
+                            credit_date=credit_date,
+                            amount=credit,
+                            reason=reason,
+                        )
                         to_pay -= credit
                 if rng.random() < never_paid:
                     continue
@@ -290,7 +365,9 @@ class Generator:
                 if c.customer_type == "distributor" and rng.random() < 0.02:
                     deduction = money(to_pay * Decimal("0.05"))
                 instalments = [to_pay - deduction]
-                if rng.random() < 0.08:  # partial payments: half now, the rest later (maybe after the as-of date)
+                if (
+                    rng.random() < 0.08
+                ):  # partial payments: half now, the rest later (maybe after the as-of date)
                     first = money(instalments[0] / 2)
                     instalments = [first, instalments[0] - first]
                 for n, part in enumerate(instalments):
@@ -300,15 +377,30 @@ class Generator:
                     payment_no += 1
                     payment_id = f"PAY{payment_no:08d}"
                     extra = money(rng.uniform(1, 50)) if rng.random() < 0.01 else Decimal(0)  # overpayment
-                    self.out.write("payments", payment_id=payment_id, customer_id=c.customer_id, payment_date=date_paid,
-                                   amount=part + extra, method=rng.choice(("bank_transfer", "bank_transfer", "acceptance_bill")))
-                    self.out.write("payment_allocations", payment_id=payment_id, invoice_id=invoice_id, amount=part)
+                    self.out.write(
+                        "payments",
+                        payment_id=payment_id,
+                        customer_id=c.customer_id,
+                        payment_date=date_paid,
+                        amount=part + extra,
+                        method=rng.choice(("bank_transfer", "bank_transfer", "acceptance_bill")),
+                    )
+                    self.out.write(
+                        "payment_allocations", payment_id=payment_id, invoice_id=invoice_id, amount=part
+                    )
                     if deduction and n == 0:
                         deduction_no += 1
                         spelling = rng.choice(DEDUCTION_SPELLINGS["shortage"])
-                        self.out.write("payment_deductions", deduction_id=f"DED{deduction_no:07d}", payment_id=payment_id,
-                                       invoice_id=invoice_id, customer_id=c.customer_id, amount=deduction,
-                                       reason_code=spelling, claim_reference=f"CLAIM-{invoice_id}")
+                        self.out.write(
+                            "payment_deductions",
+                            deduction_id=f"DED{deduction_no:07d}",
+                            payment_id=payment_id,
+                            invoice_id=invoice_id,
+                            customer_id=c.customer_id,
+                            amount=deduction,
+                            reason_code=spelling,
+                            claim_reference=f"CLAIM-{invoice_id}",
+                        )
         self.numbers = {"invoice": invoice_no, "payment": payment_no, "deduction": deduction_no}
 
     def open_orders(self, customers: list[Customer], products) -> None:
@@ -327,23 +419,49 @@ class Generator:
             product_id, price, _ = rng.choice(products)
             quantity = max(1, int(target / price) + 1)
             order_date = self.end - timedelta(days=rng.randrange(1, 10))
-            self.out.write("sales_orders", order_id=order_id, customer_id=c.customer_id, order_date=order_date,
-                           status=status, currency="CNY")
-            self.out.write("sales_order_lines", order_id=order_id, line_no=1, product_id=product_id, quantity=quantity,
-                           unit_price=price, shipped_quantity=quantity if status == "shipped" else 0)
+            self.out.write(
+                "sales_orders",
+                order_id=order_id,
+                customer_id=c.customer_id,
+                order_date=order_date,
+                status=status,
+                currency="CNY",
+            )
+            self.out.write(
+                "sales_order_lines",
+                order_id=order_id,
+                line_no=1,
+                product_id=product_id,
+                quantity=quantity,
+                unit_price=price,
+                shipped_quantity=quantity if status == "shipped" else 0,
+            )
             if status == "shipped":
-                self.out.write("shipments", shipment_id=f"SH-OPEN{number:06d}", order_id=order_id,
-                               customer_id=c.customer_id, ship_date=order_date, ship_to_region=c.region,
-                               amount=money(price * quantity))
+                self.out.write(
+                    "shipments",
+                    shipment_id=f"SH-OPEN{number:06d}",
+                    order_id=order_id,
+                    customer_id=c.customer_id,
+                    ship_date=order_date,
+                    ship_to_region=c.region,
+                    amount=money(price * quantity),
+                )
             if big:
-                self.truth["over_limit"].append({
-                    "customer_id": c.customer_id, "open_order_amount": str(money(price * quantity)),
-                    "expected": "is_stop_shipment", "why": "open orders above 20 % of annual sales"})
+                self.truth["over_limit"].append(
+                    {
+                        "customer_id": c.customer_id,
+                        "open_order_amount": str(money(price * quantity)),
+                        "expected": "is_stop_shipment",
+                        "why": "open orders above 20 % of annual sales",
+                    }
+                )
 
     # -- credit inputs -------------------------------------------------------------------------
     def credit_inputs(self, customers: list[Customer]) -> None:
         rng = self.rng("credit")
-        period_ends = [date(y, 12, 31) for y in range(self.start.year, self.end.year) if date(y, 12, 31) <= self.end]
+        period_ends = [
+            date(y, 12, 31) for y in range(self.start.year, self.end.year) if date(y, 12, 31) <= self.end
+        ]
         event_no = collateral_no = 0
         for c in customers:
             weak = "weak_financials" in c.cases
@@ -357,37 +475,61 @@ class Generator:
                     current_ratio = rng.uniform(0.4, 0.7) if weak else rng.uniform(1.1, 2.5)
                     current_liabilities = assets * debt_ratio * 0.6
                     current_assets = current_liabilities * current_ratio
-                    self.out.write("customer_financials", customer_id=c.customer_id, period_end=period_end,
-                                   total_assets=money(assets), total_liabilities=money(assets * debt_ratio),
-                                   current_assets=money(current_assets), current_liabilities=money(current_liabilities),
-                                   inventory=money(current_assets * rng.uniform(0.2, 0.5)),
-                                   cash=money(current_assets * rng.uniform(0.05, 0.3)),
-                                   intangible_assets=money(assets * rng.uniform(0, 0.1)))
+                    self.out.write(
+                        "customer_financials",
+                        customer_id=c.customer_id,
+                        period_end=period_end,
+                        total_assets=money(assets),
+                        total_liabilities=money(assets * debt_ratio),
+                        current_assets=money(current_assets),
+                        current_liabilities=money(current_liabilities),
+                        inventory=money(current_assets * rng.uniform(0.2, 0.5)),
+                        cash=money(current_assets * rng.uniform(0.05, 0.3)),
+                        intangible_assets=money(assets * rng.uniform(0, 0.1)),
+                    )
                 if weak:
-                    self.truth["weak_financials"].append({"customer_id": c.customer_id,
-                                                          "expected": "capital_score below 40"})
+                    self.truth["weak_financials"].append(
+                        {"customer_id": c.customer_id, "expected": "capital_score below 40"}
+                    )
             if rng.random() < 0.1:
                 collateral_no += 1
-                self.out.write("collateral", collateral_id=f"COL{collateral_no:05d}", customer_id=c.customer_id,
-                               collateral_type=rng.choice(("property", "bank_guarantee", "deposit")),
-                               value=money(float(c.revenue_12m) * rng.uniform(0.05, 0.3)),
-                               valid_from=self.start, valid_to=self.end + timedelta(days=rng.randrange(-200, 700)))
+                self.out.write(
+                    "collateral",
+                    collateral_id=f"COL{collateral_no:05d}",
+                    customer_id=c.customer_id,
+                    collateral_type=rng.choice(("property", "bank_guarantee", "deposit")),
+                    value=money(float(c.revenue_12m) * rng.uniform(0.05, 0.3)),
+                    valid_from=self.start,
+                    valid_to=self.end + timedelta(days=rng.randrange(-200, 700)),
+                )
             events = {"prompt": 0, "normal": 0.2, "late": 1.5, "chronic": 4}[c.profile]
             for _ in range(int(events) + (rng.random() < events % 1)):
                 event_no += 1
                 kind = rng.choice(("broken_promise", "broken_promise", "dispute"))
                 if c.profile == "chronic" and rng.random() < 0.3:
                     kind = rng.choice(("write_off", "legal_action"))
-                self.out.write("credit_events", event_id=f"EV{event_no:06d}", customer_id=c.customer_id,
-                               event_date=self.end - timedelta(days=rng.randrange(10, 700)), event_type=kind,
-                               amount=money(rng.uniform(1000, 50000)), note=f"{kind.replace('_', ' ')} recorded by credit control")
+                self.out.write(
+                    "credit_events",
+                    event_id=f"EV{event_no:06d}",
+                    customer_id=c.customer_id,
+                    event_date=self.end - timedelta(days=rng.randrange(10, 700)),
+                    event_type=kind,
+                    amount=money(rng.uniform(1000, 50000)),
+                    note=f"{kind.replace('_', ' ')} recorded by credit control",
+                )
         for period_end in _months(self.start, self.end):
             quarter_end = (period_end + timedelta(days=32)).replace(day=1) - timedelta(days=1)
             if quarter_end.month % 3 or quarter_end > self.end:
                 continue
             scale = 1e8 * self.scale
-            self.out.write("company_financials", period_end=quarter_end, total_assets=money(scale * 2.4),
-                           total_liabilities=money(scale), cash=money(scale * 0.35), accounts_receivable=money(scale * 0.8))
+            self.out.write(
+                "company_financials",
+                period_end=quarter_end,
+                total_assets=money(scale * 2.4),
+                total_liabilities=money(scale),
+                cash=money(scale * 0.35),
+                accounts_receivable=money(scale * 0.8),
+            )
 
     def visits(self, customers: list[Customer]) -> None:
         rng = self.rng("visits")
@@ -397,9 +539,14 @@ class Generator:
             day = last
             while day > self.end - timedelta(days=730):
                 number += 1
-                self.out.write("visits", visit_id=f"V{number:07d}", customer_id=c.customer_id, visit_date=day,
-                               visit_level=rng.choice(("executive", "technical", "business")),
-                               visited_by=f"Manager {c.manager:02d}")
+                self.out.write(
+                    "visits",
+                    visit_id=f"V{number:07d}",
+                    customer_id=c.customer_id,
+                    visit_date=day,
+                    visit_level=rng.choice(("executive", "technical", "business")),
+                    visited_by=f"Manager {c.manager:02d}",
+                )
                 day -= timedelta(days=rng.randrange(20, 60))
             if "not_visited" in c.cases:
                 self.truth["defection"].append({"customer_id": c.customer_id, "reasons": ["not_visited"]})
@@ -419,7 +566,11 @@ class Generator:
             foreign = [r for r in REGIONS if r != c.region]
             for month in _months(self.start, self.end)[:-1]:  # every complete month, bought in or not
                 sell_in = c.sell_in_by_month.get(month, 0.0)
-                through = rng.uniform(0.5, 0.6) if piling and month >= _month_start(recent) else rng.uniform(0.95, 1.02)
+                through = (
+                    rng.uniform(0.5, 0.6)
+                    if piling and month >= _month_start(recent)
+                    else rng.uniform(0.95, 1.02)
+                )
                 sold = sell_in * through
                 recent_sold = (recent_sold + [sold])[-3:]
                 if piling:
@@ -430,9 +581,15 @@ class Generator:
                 if diverting and month >= _month_start(recent):
                     shares = [(c.region, 0.6), (rng.choice(foreign), 0.4)]
                 for region, share in shares:
-                    self.out.write("sell_out", customer_id=c.customer_id, period_month=month, product_id="ALL",
-                                   region=region, quantity_sold=round(sold * share, 3),
-                                   closing_inventory_qty=round(inventory * share, 3))
+                    self.out.write(
+                        "sell_out",
+                        customer_id=c.customer_id,
+                        period_month=month,
+                        product_id="ALL",
+                        region=region,
+                        quantity_sold=round(sold * share, 3),
+                        closing_inventory_qty=round(inventory * share, 3),
+                    )
             for case in ("inventory_piling", "cross_region"):
                 if case in c.cases:
                     self.truth["false_key_accounts"].append({"customer_id": c.customer_id, "reason": case})
@@ -446,11 +603,19 @@ class Generator:
         schedules = {}
         for retailer, (stores, brand_fee) in RETAILERS.items():
             for store in range(1, stores + 1):
-                self.out.write("retailer_stores", retailer=retailer, store_id=f"{retailer[:2].upper()}-{store:03d}",
-                               region=rng.choice(REGIONS))
+                self.out.write(
+                    "retailer_stores",
+                    retailer=retailer,
+                    store_id=f"{retailer[:2].upper()}-{store:03d}",
+                    region=rng.choice(REGIONS),
+                )
             fees = {
                 "opening": ("one_time", money(rng.choice((5000, 8000, 10000, 20000))), None),
-                "barcode": ("per_sku_per_store", money(rng.choice((50, 80, 100))), money(rng.choice((3000, 4000)))),
+                "barcode": (
+                    "per_sku_per_store",
+                    money(rng.choice((50, 80, 100))),
+                    money(rng.choice((3000, 4000))),
+                ),
                 "display": ("per_store", money(rng.choice((300, 500, 800))), None),
                 "inspection": ("per_period", money(rng.choice((2000, 3000))), None),
             }
@@ -458,24 +623,50 @@ class Generator:
                 fees["brand"] = ("per_period", money(rng.choice((5000, 10000))), None)
             for fee_type, (basis, unit, bundle) in fees.items():
                 schedules[(retailer, fee_type)] = (basis, unit, bundle)
-                self.out.write("retailer_fee_schedules", retailer=retailer, fee_type=fee_type, basis=basis,
-                               unit_amount=unit, bundle_amount=bundle, valid_from=schedule_start, valid_to=None)
+                self.out.write(
+                    "retailer_fee_schedules",
+                    retailer=retailer,
+                    fee_type=fee_type,
+                    basis=basis,
+                    unit_amount=unit,
+                    bundle_amount=bundle,
+                    valid_from=schedule_start,
+                    valid_to=None,
+                )
         billing = [c for c in customers if c.customer_type == "distributor"][: max(4, round(12 * self.scale))]
         retailers = list(RETAILERS)
         bill_no = deduction_no = 0
         period = _month_start(self.end - timedelta(days=40))
         bill_date = period + timedelta(days=20)
 
-        def bill(distributor, retailer, fee_type, billed, finding, expected, store=None, skus=None, when=bill_date):
+        def bill(
+            distributor, retailer, fee_type, billed, finding, expected, store=None, skus=None, when=bill_date
+        ):
             nonlocal bill_no
             bill_no += 1
             fee_bill_id = f"FB{bill_no:06d}"
-            self.out.write("fee_bills", fee_bill_id=fee_bill_id, distributor_id=distributor.customer_id, retailer=retailer,
-                           store_id=store, sku_count=skus, fee_type=fee_type, billed_amount=billed, bill_date=when,
-                           period_month=_month_start(when), reference=f"REF-{fee_bill_id}")
-            self.truth["fee_bills"].append({
-                "fee_bill_id": fee_bill_id, "distributor_id": distributor.customer_id, "finding": finding,
-                "expected_amount": str(expected), "overcharge_amount": str(max(Decimal(0), billed - expected))})
+            self.out.write(
+                "fee_bills",
+                fee_bill_id=fee_bill_id,
+                distributor_id=distributor.customer_id,
+                retailer=retailer,
+                store_id=store,
+                sku_count=skus,
+                fee_type=fee_type,
+                billed_amount=billed,
+                bill_date=when,
+                period_month=_month_start(when),
+                reference=f"REF-{fee_bill_id}",
+            )
+            self.truth["fee_bills"].append(
+                {
+                    "fee_bill_id": fee_bill_id,
+                    "distributor_id": distributor.customer_id,
+                    "finding": finding,
+                    "expected_amount": str(expected),
+                    "overcharge_amount": str(max(Decimal(0), billed - expected)),
+                }
+            )
             return fee_bill_id
 
         for index, d in enumerate(billing):
@@ -483,8 +674,12 @@ class Generator:
             shops = rng.sample(retailers, 3)
             for retailer in shops:
                 opened = self.start + timedelta(days=rng.randrange(0, 300))
-                self.out.write("retailer_accounts", distributor_id=d.customer_id, retailer=retailer,
-                               account_opened_date=opened)
+                self.out.write(
+                    "retailer_accounts",
+                    distributor_id=d.customer_id,
+                    retailer=retailer,
+                    account_opened_date=opened,
+                )
             markup = Decimal("1.30") if dishonest else Decimal("1")
             finding = "markup" if dishonest else "ok"
             fee_ids = []
@@ -492,8 +687,17 @@ class Generator:
                 store_prefix = retailer[:2].upper()
                 basis, unit, _ = schedules[(retailer, "display")]
                 for store in range(1, 4):
-                    fee_ids.append(bill(d, retailer, "display", money(unit * markup), finding, unit,
-                                        store=f"{store_prefix}-{store:03d}"))
+                    fee_ids.append(
+                        bill(
+                            d,
+                            retailer,
+                            "display",
+                            money(unit * markup),
+                            finding,
+                            unit,
+                            store=f"{store_prefix}-{store:03d}",
+                        )
+                    )
                 basis, unit, _ = schedules[(retailer, "inspection")]
                 fee_ids.append(bill(d, retailer, "inspection", money(unit * markup), finding, unit))
                 basis, unit, bundle = schedules[(retailer, "barcode")]
@@ -504,35 +708,78 @@ class Generator:
                     store_id = f"{store_prefix}-{store:03d}"
                     if dishonest and per_store_total > bundle:
                         share = money(bundle * (unit * skus) / per_store_total)
-                        fee_ids.append(bill(d, retailer, "barcode", money(unit * skus), "bundle_available", share,
-                                            store=store_id, skus=skus))
+                        fee_ids.append(
+                            bill(
+                                d,
+                                retailer,
+                                "barcode",
+                                money(unit * skus),
+                                "bundle_available",
+                                share,
+                                store=store_id,
+                                skus=skus,
+                            )
+                        )
                     else:
-                        fee_ids.append(bill(d, retailer, "barcode", money(unit * skus), "ok", money(unit * skus),
-                                            store=store_id, skus=skus))
+                        fee_ids.append(
+                            bill(
+                                d,
+                                retailer,
+                                "barcode",
+                                money(unit * skus),
+                                "ok",
+                                money(unit * skus),
+                                store=store_id,
+                                skus=skus,
+                            )
+                        )
             if dishonest:
                 no_brand = [r for r in retailers if not RETAILERS[r][1]][index // 2 % 3]
                 fee_ids.append(bill(d, no_brand, "brand", money(8000), "phantom", Decimal(0)))
                 held = shops[0]
-                fee_ids.append(bill(d, held, "opening", schedules[(held, "opening")][1], "already_paid", Decimal(0)))
+                fee_ids.append(
+                    bill(d, held, "opening", schedules[(held, "opening")][1], "already_paid", Decimal(0))
+                )
                 retailer = shops[1]
                 unit = schedules[(retailer, "display")][1]
                 store_id = f"{retailer[:2].upper()}-001"
-                fee_ids.append(bill(d, retailer, "display", money(unit * markup), "duplicate", Decimal(0), store=store_id))
+                fee_ids.append(
+                    bill(
+                        d, retailer, "display", money(unit * markup), "duplicate", Decimal(0), store=store_id
+                    )
+                )
             for fee_bill_id in fee_ids[: len(fee_ids) // 2]:
                 deduction_no += 1
-                self.out.write("payment_deductions", deduction_id=f"FDED{deduction_no:06d}", payment_id=None, invoice_id=None,
-                               customer_id=d.customer_id, amount=next(
-                                   Decimal(t["expected_amount"]) + Decimal(t["overcharge_amount"])
-                                   for t in self.truth["fee_bills"] if t["fee_bill_id"] == fee_bill_id),
-                               reason_code=rng.choice(DEDUCTION_SPELLINGS["fee"]), claim_reference=f"REF-{fee_bill_id}")
+                self.out.write(
+                    "payment_deductions",
+                    deduction_id=f"FDED{deduction_no:06d}",
+                    payment_id=None,
+                    invoice_id=None,
+                    customer_id=d.customer_id,
+                    amount=next(
+                        Decimal(t["expected_amount"]) + Decimal(t["overcharge_amount"])
+                        for t in self.truth["fee_bills"]
+                        if t["fee_bill_id"] == fee_bill_id
+                    ),
+                    reason_code=rng.choice(DEDUCTION_SPELLINGS["fee"]),
+                    claim_reference=f"REF-{fee_bill_id}",
+                )
             if dishonest:
                 deduction_no += 1
                 deduction_id = f"FDED{deduction_no:06d}"
-                self.out.write("payment_deductions", deduction_id=deduction_id, payment_id=None, invoice_id=None,
-                               customer_id=d.customer_id, amount=money(rng.uniform(2000, 9000)),
-                               reason_code=rng.choice(DEDUCTION_SPELLINGS["promotion"]), claim_reference=None)
-                self.truth["unauthorised_deductions"].append({"deduction_id": deduction_id,
-                                                               "distributor_id": d.customer_id})
+                self.out.write(
+                    "payment_deductions",
+                    deduction_id=deduction_id,
+                    payment_id=None,
+                    invoice_id=None,
+                    customer_id=d.customer_id,
+                    amount=money(rng.uniform(2000, 9000)),
+                    reason_code=rng.choice(DEDUCTION_SPELLINGS["promotion"]),
+                    claim_reference=None,
+                )
+                self.truth["unauthorised_deductions"].append(
+                    {"deduction_id": deduction_id, "distributor_id": d.customer_id}
+                )
 
     def run(self) -> dict[str, int]:
         self.progress(f"generating scale {self.scale} (seed {self.seed}) up to {self.end}")
@@ -546,14 +793,26 @@ class Generator:
         self.sell_out(customers)
         self.fees(customers)
         counts = self.out.close()
-        truth = {"scale": self.scale, "seed": self.seed, "end_date": self.end.isoformat(), "row_counts": counts,
-                 **self.truth}
-        (self.out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False), encoding="utf-8")
+        truth = {
+            "scale": self.scale,
+            "seed": self.seed,
+            "end_date": self.end.isoformat(),
+            "row_counts": counts,
+            **self.truth,
+        }
+        (self.out_dir / "ground_truth.json").write_text(
+            json.dumps(truth, indent=1, ensure_ascii=False), encoding="utf-8"
+        )
         return counts
 
 
-def generate(out_dir: Path, scale: float = 1, seed: int = 42, end_date: date | None = None,
-             progress: Callable[[str], None] = print) -> dict[str, int]:
+def generate(
+    out_dir: Path,
+    scale: float = 1,
+    seed: int = 42,
+    end_date: date | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, int]:
     """Write the landing files and ground_truth.json under out_dir; returns rows per table."""
     end = end_date or (date.today() - timedelta(days=1))
     return Generator(Path(out_dir), scale, seed, end, progress).run()
