@@ -149,6 +149,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.bench import run_bench
+
+    run_bench(settings, args.scale, progress=_say)
+    return 0
+
+
 def cmd_expectations(args: argparse.Namespace, settings: Settings) -> int:
     from kam.quality import write_raw_suites
 
@@ -201,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write the HTML report of the published marts under KAM_HOME/report")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="measure the pipeline on a fresh instance and print the figures")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("expectations", help="regenerate the raw GX suites from the contract")
     p.add_argument("action", choices=("generate",))
