@@ -11,8 +11,7 @@ customers as (
 
 invoices as (
 
-    select * from {{ ref('stg_billing__invoices') }}
-    where invoice_status = 'posted' and invoice_date <= {{ as_of_date() }}
+    select * from {{ ref('int_billing__posted_invoices') }}
 
 ),
 

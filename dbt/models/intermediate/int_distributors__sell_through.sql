@@ -14,8 +14,7 @@ customers as (
 
 invoices as (
 
-    select * from {{ ref('stg_billing__invoices') }}
-    where invoice_status = 'posted'
+    select * from {{ ref('int_billing__posted_invoices') }}
 
 ),
 
