@@ -86,54 +86,96 @@ def _raw_copy_reference(url: str, landing: Path) -> int:
     with connect(url) as conn:
         conn.execute("drop schema if exists bench_copy cascade; create schema bench_copy")
         for table in load_contract().values():
-            conn.execute(sql.SQL("create table {} as select {} from {} with no data").format(
-                sql.Identifier("bench_copy", table.name), sql.SQL(", ").join(map(sql.Identifier, table.column_names)),
-                sql.Identifier("raw", table.name)))
+            conn.execute(
+                sql.SQL("create table {} as select {} from {} with no data").format(
+                    sql.Identifier("bench_copy", table.name),
+                    sql.SQL(", ").join(map(sql.Identifier, table.column_names)),
+                    sql.Identifier("raw", table.name),
+                )
+            )
     for path in expand_paths([landing]):
         table = load_contract()[path.parent.name]
         command = f"\\copy bench_copy.{table.name} ({', '.join(table.column_names)}) from '{path}' csv header"
-        output = subprocess.run([_pg_bin("psql"), url, "-c", command], capture_output=True, text=True, check=True)
+        output = subprocess.run(
+            [_pg_bin("psql"), url, "-c", command], capture_output=True, text=True, check=True
+        )
         rows += int(output.stdout.strip().split()[-1])
     with connect(url) as conn:
         conn.execute("drop schema bench_copy cascade")
     return rows
 
 
-def _bare_pipeline(measure: Measurement, url: str, settings: Settings, day: date, run_id: str,
-                   progress: Callable[[str], None]) -> None:
+def _bare_pipeline(
+    measure: Measurement,
+    url: str,
+    settings: Settings,
+    day: date,
+    run_id: str,
+    progress: Callable[[str], None],
+) -> None:
     quiet = lambda message: None  # noqa: E731 - the stage table is the output
     loads: dict = {}
-    measure.timed("load", lambda: (loads.update(pipeline.load_files(url, settings, pipeline.landing_files(settings),
-                                                                       quiet)) or loads["rows_landed"]))
-    measure.timed("raw gate", lambda: quality.validate_raw(settings, url, day, run_id, day, progress=quiet).expectations)
+    measure.timed(
+        "load",
+        lambda: (
+            loads.update(pipeline.load_files(url, settings, pipeline.landing_files(settings), quiet))
+            or loads["rows_landed"]
+        ),
+    )
+    measure.timed(
+        "raw gate", lambda: quality.validate_raw(settings, url, day, run_id, day, progress=quiet).expectations
+    )
     build: dict = {}
 
     def dbt_build() -> int:
         build.update(pipeline.build_marts(url, settings, day, progress=quiet, run_id=run_id))
-        measure.models = {k.split(".")[-1]: v for k, v in
-                          transform.read_run_results(settings.dbt_target_dir).timings.items() if k.startswith("model.")}
+        measure.models = {
+            k.split(".")[-1]: v
+            for k, v in transform.read_run_results(settings.dbt_target_dir).timings.items()
+            if k.startswith("model.")
+        }
         return sum(n for key, n in build["counts"].items() if key.startswith("model"))
 
     measure.timed("dbt build", dbt_build)
-    measure.timed("marts gate", lambda: pipeline.validate_marts(url, settings, day, run_id, build["invocation_id"],
-                                                                progress=quiet) and None)
-    measure.timed("publish", lambda: pipeline.publish_marts(url, day, run_id, build["invocation_id"]) and None)
+    measure.timed(
+        "marts gate",
+        lambda: (
+            pipeline.validate_marts(url, settings, day, run_id, build["invocation_id"], progress=quiet)
+            and None
+        ),
+    )
+    measure.timed(
+        "publish", lambda: pipeline.publish_marts(url, day, run_id, build["invocation_id"]) and None
+    )
     with MailCatcher(settings.outbox_dir) as catcher:
         from kam.alerts import Smtp
 
-        measure.timed("alerts", lambda: pipeline.send_alerts(url, settings, day, Smtp("127.0.0.1", catcher.port),
-                                                              progress=quiet)["messages"])
-    progress(f"  scale {measure.scale}: bare pipeline {measure.seconds('load', 'raw gate', 'dbt build', 'marts gate', 'publish', 'alerts')}s")
+        measure.timed(
+            "alerts",
+            lambda: pipeline.send_alerts(url, settings, day, Smtp("127.0.0.1", catcher.port), progress=quiet)[
+                "messages"
+            ],
+        )
+    progress(
+        f"  scale {measure.scale}: bare pipeline {measure.seconds('load', 'raw gate', 'dbt build', 'marts gate', 'publish', 'alerts')}s"
+    )
 
 
-def measure_scale(scale: float, root: Path, server_state, progress: Callable[[str], None],
-                  references: bool) -> tuple[Measurement, dict]:
-    settings = Settings(home=root / f"scale-{scale:g}", project_dir=Path(transform.__file__).resolve().parents[2],
-                        warehouse_url=None, warehouse_port=None)
+def measure_scale(
+    scale: float, root: Path, server_state, progress: Callable[[str], None], references: bool
+) -> tuple[Measurement, dict]:
+    settings = Settings(
+        home=root / f"scale-{scale:g}",
+        project_dir=Path(transform.__file__).resolve().parents[2],
+        warehouse_url=None,
+        warehouse_port=None,
+    )
     measure = Measurement(scale)
     counts: dict = {}
-    measure.timed("generate", lambda: sum(generate(settings.landing_dir, scale, SEED, AS_OF,
-                                                   progress=lambda m: None).values()))
+    measure.timed(
+        "generate",
+        lambda: sum(generate(settings.landing_dir, scale, SEED, AS_OF, progress=lambda m: None).values()),
+    )
     url = _database(server_state, f"bench_{str(scale).replace('.', '_')}")
     settings = replace(settings, warehouse_url=url)
     ensure_bi_role(url, settings)
@@ -151,28 +193,38 @@ def measure_scale(scale: float, root: Path, server_state, progress: Callable[[st
     (airflow_settings.home / "landing").symlink_to(settings.landing_dir, target_is_directory=True)
     from kam.orchestration import run_dag
 
-    measure.timed("kam_daily (Airflow)", lambda: run_dag("kam_daily", AS_OF, airflow_settings, airflow_url,
-                                                          progress=lambda m: None) and None)
+    measure.timed(
+        "kam_daily (Airflow)",
+        lambda: run_dag("kam_daily", AS_OF, airflow_settings, airflow_url, progress=lambda m: None) and None,
+    )
     counts.update({"largest_raw_table": largest, "scan_rows": scan.rows, "copy_rows": copy.rows})
     return measure, counts
 
 
 def _next_day(url: str, settings: Settings, day: date) -> int:
     build = pipeline.build_marts(url, settings, day, progress=lambda m: None, run_id="bench-next-day")
-    pipeline.validate_marts(url, settings, day, "bench-next-day", build["invocation_id"], progress=lambda m: None)
+    pipeline.validate_marts(
+        url, settings, day, "bench-next-day", build["invocation_id"], progress=lambda m: None
+    )
     pipeline.publish_marts(url, day, "bench-next-day", build["invocation_id"])
     return 0
 
 
 def _count(url: str, table: str) -> int:
     with connect(url) as conn:
-        return conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier("raw", table))).fetchone()[0]
+        return conn.execute(
+            sql.SQL("select count(*) from {}").format(sql.Identifier("raw", table))
+        ).fetchone()[0]
 
 
 def _scan(url: str, table: str) -> int:
     with connect(url) as conn:
         columns = [c.name for c in load_contract()[table].columns if c.data_type.startswith("numeric")]
-        sums = sql.SQL(", ").join(sql.SQL("sum({})").format(sql.Identifier(c)) for c in columns) if columns else sql.SQL("1")
+        sums = (
+            sql.SQL(", ").join(sql.SQL("sum({})").format(sql.Identifier(c)) for c in columns)
+            if columns
+            else sql.SQL("1")
+        )
         conn.execute(sql.SQL("select count(*), {} from {}").format(sums, sql.Identifier("raw", table)))
         return _count(url, table)
 
@@ -201,15 +253,19 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         "slowest_models": sorted(full.models.items(), key=lambda item: -item[1])[:10],
         "ratios": {
             "load throughput / raw \\copy throughput (target >= 0.7)": ratio(
-                (load.rows or 0) / load.seconds, (copy.rows or 0) / copy.seconds),
+                (load.rows or 0) / load.seconds, (copy.rows or 0) / copy.seconds
+            ),
             "kam_daily / bare steps (target <= 1.25)": ratio(full.seconds("kam_daily (Airflow)"), bare),
             "next day / full run (target <= 0.1)": ratio(full.seconds("next day (bare)"), bare),
             "dbt build / one aggregate scan of the largest raw table": ratio(
-                full.seconds("dbt build"), full.seconds("scan largest raw table")),
+                full.seconds("dbt build"), full.seconds("scan largest raw table")
+            ),
             f"time scale {scale} / scale {scale / 10:g} (target <= 12 for 10x)": ratio(
-                bare, small.seconds(*pipeline_stages)),
+                bare, small.seconds(*pipeline_stages)
+            ),
             f"peak memory scale {scale} / scale {scale / 10:g}": ratio(
-                max(s.peak_memory_mb for s in full.stages), max(s.peak_memory_mb for s in small.stages)),
+                max(s.peak_memory_mb for s in full.stages), max(s.peak_memory_mb for s in small.stages)
+            ),
         },
         "peak_memory_mb (target <= 1024)": max(s.peak_memory_mb for s in full.stages),
         **facts,
@@ -223,8 +279,10 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
 def format_report(report: dict) -> str:
     lines = [f"{'stage':<28}{'seconds':>10}{'rows':>12}{'rows/s':>10}{'peak MB':>10}"]
     for stage in report["stages"]:
-        lines.append(f"{stage['name']:<28}{stage['seconds']:>10}{stage['rows'] or '':>12}"
-                     f"{stage['rows_per_second'] or '':>10}{stage['peak_memory_mb']:>10}")
+        lines.append(
+            f"{stage['name']:<28}{stage['seconds']:>10}{stage['rows'] or '':>12}"
+            f"{stage['rows_per_second'] or '':>10}{stage['peak_memory_mb']:>10}"
+        )
     lines.append("")
     lines += [f"{name}: {value}" for name, value in report["ratios"].items()]
     lines.append("slowest models: " + ", ".join(f"{m} {s:.2f}s" for m, s in report["slowest_models"][:3]))

@@ -7,6 +7,7 @@ from datetime import date
 
 from psycopg import sql
 
+from kam.contract import load_contract
 from kam.orchestration import run_dag, run_log_path
 from kam.report import build_report
 from kam.settings import Settings
@@ -18,16 +19,11 @@ from kam.warehouse import connect, mask_url, ready_warehouse
 def summary_lines(url: str, settings: Settings) -> list[str]:
     lines = []
     with connect(url) as conn:
-        rows = conn.execute("""
-            select t.table_name, coalesce(s.n_live_tup, 0)
-            from information_schema.tables t
-            left join pg_stat_user_tables s on s.schemaname = t.table_schema and s.relname = t.table_name
-            where t.table_schema = 'raw' order by 1""").fetchall()
         counts = {
             name: conn.execute(
                 sql.SQL("select count(*) from {}").format(sql.Identifier("raw", name))
             ).fetchone()[0]
-            for name, _ in rows
+            for name in sorted(load_contract())
         }
         quarantined = conn.execute(
             "select count(*) from audit.quarantine q join audit.batches b using (batch_id) "

@@ -507,9 +507,7 @@ class Loader:
             notes = _check_header(stream, mapping)
             try:
                 landed = _copy_into_landing(conn, stream, self.progress)
-            except psycopg.errors.DataError as exc:
-                raise _copy_error(path, exc, stream.header_line) from exc
-            except psycopg.errors.BadCopyFileFormat as exc:
+            except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
                 raise _copy_error(path, exc, stream.header_line) from exc
         if previous_batch is not None:
             for target in mapping.targets:

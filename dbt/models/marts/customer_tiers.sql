@@ -2,6 +2,8 @@
 -- key accounts with their evidence, defection risk with its reasons, and the tier change
 -- since the last published run.
 -- depends_on: {{ ref('stg_audit__publications') }}
+{%- set value_factors = ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
+                         'quality_loss', 'influence', 'reputation'] %}
 
 with
 
@@ -101,8 +103,7 @@ percentiles as (
     -- a customer without a value for a factor sits in the middle (0.5)
     select
         customer_id,
-        {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
-                           'quality_loss', 'influence', 'reputation'] %}
+        {%- for factor in value_factors %}
         cast(coalesce(case when {{ factor }} is not null then
             percent_rank() over (partition by {{ factor }} is null order by {{ factor }}) end, 0.5) as numeric)
             as {{ factor }}_percentile{{ "," if not loop.last }}
@@ -116,8 +117,7 @@ scored as (
     select
         percentiles.*,
         round(100 * (
-            {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
-                               'quality_loss', 'influence', 'reputation'] %}
+            {%- for factor in value_factors %}
             (select weight from weights where factor = '{{ factor }}')
             * case when (select is_higher_better from weights where factor = '{{ factor }}')
                 then percentiles.{{ factor }}_percentile else 1 - percentiles.{{ factor }}_percentile end
@@ -170,8 +170,7 @@ assessed as (
         pareto.tier,
         pareto.tier = 'A' as is_key_account,
         scored.value_score,
-        {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
-                           'quality_loss', 'influence', 'reputation'] %}
+        {%- for factor in value_factors %}
         round(scored.{{ factor }}_percentile, 4) as {{ factor }}_percentile,
         (select weight from weights where factor = '{{ factor }}') as {{ factor }}_weight,
         {%- endfor %}
@@ -237,8 +236,7 @@ final as (
         end as tier_change,
         assessed.previous_as_of_date,
         assessed.value_score,
-        {%- for factor in ['sales_volume', 'unit_price_vs_list', 'revenue', 'collection_rate', 'gross_margin',
-                           'quality_loss', 'influence', 'reputation'] %}
+        {%- for factor in value_factors %}
         assessed.{{ factor }}_percentile,
         assessed.{{ factor }}_weight,
         {%- endfor %}
