@@ -49,11 +49,11 @@ def kam_alerts():
     @task
     @fail_fast_on_bad_data
     def overdue_lists() -> dict:
-        from kam.pipeline import send_alerts, smtp_from_connection, warehouse_url_from_connection
+        from kam.pipeline import send_alerts, smtp_from_connection, url_from_connection
         from kam.settings import load_settings
 
         return send_alerts(
-            warehouse_url_from_connection(WAREHOUSE_CONN_ID),
+            url_from_connection(WAREHOUSE_CONN_ID),
             load_settings(),
             _as_of_date(),
             smtp_from_connection(SMTP_CONN_ID),

@@ -3,9 +3,13 @@
 
 For the data interval's day (the as-of date) it:
 
-1. **extract** — lists the files waiting in `KAM_HOME/landing` (ERP and billing exports);
-2. **load_raw** — COPYs them into `raw`, one audited batch per file; bad rows go to
-   `audit.quarantine` (file, line, column, reason), unchanged files are skipped;
+1. **extract** — pulls each database source (`KAM_DATABASE_SOURCES`, e.g. `erpnext=kam_erp`:
+   a mapping in `mappings/` and an Airflow connection) into `raw`: only the rows changed since
+   the last run, one audited batch per table, deletions in the source removed and recorded in
+   `audit.source_deletions`; then lists the files waiting in `KAM_HOME/landing`. Trigger with
+   `{"full_refresh": true}` to extract everything and reconcile every table's keys;
+2. **load_raw** — COPYs the files into `raw`, one audited batch per file; bad rows go to
+   `audit.quarantine` (file or source table, line, column, reason), unchanged files are skipped;
 3. **validate_raw** — the raw gate: a GX suite per raw table (expectations/raw); a failure
    marks the batch rejected and stops the run;
 4. **dbt_build** — builds staging, intermediate and the marts into the build schema and
@@ -23,9 +27,14 @@ Run one day by hand: `kam run --date YYYY-MM-DD`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from kam.dag_support import MARTS_ASSET, RETRY_DELAY, SMTP_CONN_ID, WAREHOUSE_CONN_ID, fail_fast_on_bad_data
+
+
+def _slim(summary: dict) -> dict:
+    """The counts of a load (XCom stays small; every batch is in audit.batches)."""
+    return {key: value for key, value in summary.items() if key != "batches"}
 
 
 def _as_of_date():
@@ -42,67 +51,79 @@ def _as_of_date():
     max_active_runs=1,
     tags=["kam", "warehouse", "daily"],
     doc_md=__doc__,
+    params={
+        "full_refresh": Param(
+            False, type="boolean", description="extract every row of the database sources and reconcile keys"
+        )
+    },
     default_args={"owner": "data-engineering", "retries": 2, "retry_delay": RETRY_DELAY},
 )
 def kam_daily():
     @task
-    def extract() -> list[dict]:
-        from kam.pipeline import landing_files
+    @fail_fast_on_bad_data
+    def extract() -> dict:
+        from kam.pipeline import extract_databases, landing_files, url_from_connection
         from kam.settings import load_settings
 
-        return landing_files(load_settings())
+        settings = load_settings()
+        database = extract_databases(
+            url_from_connection(WAREHOUSE_CONN_ID),
+            settings,
+            _as_of_date(),
+            {mapping: url_from_connection(conn_id) for mapping, conn_id in settings.database_sources},
+            full_refresh=bool(get_current_context()["params"]["full_refresh"]),
+        )
+        return {"database": _slim(database), "files": landing_files(settings)}
 
     @task
     @fail_fast_on_bad_data
-    def load_raw(files: list[dict]) -> dict:
-        from kam.pipeline import load_files, warehouse_url_from_connection
+    def load_raw(extracted: dict) -> dict:
+        from kam.pipeline import combine_summaries, load_files, url_from_connection
         from kam.settings import load_settings
 
-        summary = load_files(warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), files)
-        summary["batches"] = [{k: b[k] for k in ("batch_id", "status", "tables")} for b in summary["batches"]]
-        return summary
+        files = load_files(url_from_connection(WAREHOUSE_CONN_ID), load_settings(), extracted["files"])
+        return combine_summaries(extracted["database"], _slim(files))
 
     @task
     @fail_fast_on_bad_data
-    def validate_raw(load_summary: dict) -> dict:
+    def validate_raw(load_summary: dict) -> dict:  # after the load; the batches to check are in audit
         import pendulum as clock
 
+        from kam.pipeline import url_from_connection
         from kam.pipeline import validate_raw as raw_gate
-        from kam.pipeline import warehouse_url_from_connection
         from kam.settings import load_settings
 
         context = get_current_context()
         # Raw data may legitimately hold dates up to the day the run happens, whatever the as-of date.
         return raw_gate(
-            warehouse_url_from_connection(WAREHOUSE_CONN_ID),
+            url_from_connection(WAREHOUSE_CONN_ID),
             load_settings(),
             _as_of_date(),
             context["run_id"],
             clock.now("UTC").date(),
-            load_summary,
         )
 
     @task
     @fail_fast_on_bad_data
     def dbt_build(raw_gate: dict) -> dict:
-        from kam.pipeline import build_marts, warehouse_url_from_connection
+        from kam.pipeline import build_marts, url_from_connection
         from kam.settings import load_settings
 
         run_id = get_current_context()["run_id"]
         return build_marts(
-            warehouse_url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), run_id=run_id
+            url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), run_id=run_id
         )
 
     @task
     @fail_fast_on_bad_data
     def validate_marts(build_summary: dict) -> dict:
-        from kam.pipeline import smtp_from_connection, warehouse_url_from_connection
+        from kam.pipeline import smtp_from_connection, url_from_connection
         from kam.pipeline import validate_marts as marts_gate
         from kam.settings import load_settings
 
         context = get_current_context()
         marts_gate(
-            warehouse_url_from_connection(WAREHOUSE_CONN_ID),
+            url_from_connection(WAREHOUSE_CONN_ID),
             load_settings(),
             _as_of_date(),
             context["run_id"],
@@ -113,11 +134,11 @@ def kam_daily():
 
     @task(outlets=[MARTS_ASSET])
     def publish(build_summary: dict) -> dict:
-        from kam.pipeline import publish_marts, warehouse_url_from_connection
+        from kam.pipeline import publish_marts, url_from_connection
 
         context = get_current_context()
         published = publish_marts(
-            warehouse_url_from_connection(WAREHOUSE_CONN_ID),
+            url_from_connection(WAREHOUSE_CONN_ID),
             _as_of_date(),
             context["run_id"],
             build_summary["invocation_id"],

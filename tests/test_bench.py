@@ -18,8 +18,19 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
     (figures,) = (tmp_path / "home" / "bench").glob("*/bench.json")
     report = json.loads(figures.read_text())
     stages = {s["name"]: s for s in report["stages"]}
-    for name in ("generate", "load", "raw gate", "dbt build", "marts gate", "publish", "alerts", "next day (bare)",
-                 "reference: psql \\copy", "kam_daily (Airflow)", "scan largest raw table"):
+    for name in (
+        "generate",
+        "load",
+        "raw gate",
+        "dbt build",
+        "marts gate",
+        "publish",
+        "alerts",
+        "next day (bare)",
+        "reference: psql \\copy",
+        "kam_daily (Airflow)",
+        "scan largest raw table",
+    ):
         assert stages[name]["seconds"] > 0, name
     assert stages["load"]["rows"] == stages["reference: psql \\copy"]["rows"] > 0
     assert len(report["ratios"]) == 6 and all(value is not None for value in report["ratios"].values())

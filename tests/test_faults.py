@@ -86,7 +86,7 @@ def test_a_loader_killed_mid_copy_reloads_every_row_exactly_once(tmp_path, wareh
         [kam, "load", str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(lambda: active_query_like(warehouse, "copy pg_temp.landing%"), what="the COPY to start")
+        wait_for(lambda: active_query_like(warehouse, "copy %"), what="the COPY to start")
         os.kill(loader.pid, signal.SIGKILL)
     finally:
         loader.wait()

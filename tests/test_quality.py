@@ -149,3 +149,38 @@ def test_bad_raw_rows_are_stopped_before_anything_is_published(published, tmp_pa
     assert scalar(url, "select count(*) from audit.publications") == published_before
     with psycopg.connect(url) as conn:  # put the module's warehouse back for the other tests
         conn.execute("delete from raw.invoices where invoice_id = 'BAD-3'")
+
+
+def test_the_raw_gate_checks_each_batch_once_and_a_rejected_one_until_it_is_fixed(published, tmp_path):
+    url, settings = published
+
+    def value_suites(run_id: str) -> set[str]:
+        return {
+            r[0]
+            for r in rows(
+                url,
+                "select distinct suite from audit.validation_results where run_id = %s and suite like '%%.rows'",
+                (run_id,),
+            )
+        }
+
+    assert value_suites("run-1") >= {"raw.invoices.rows", "raw.customers.rows"}
+    validate_raw(url, settings, AS_OF, "run-settle", AS_OF, progress=lambda m: None)  # what other tests left
+    validate_raw(url, settings, AS_OF, "run-again", AS_OF, progress=lambda m: None)
+    assert value_suites("run-again") == set()  # nothing new: only each table's shape and volume
+    assert scalar(url, "select count(*) from audit.validation_results where run_id = 'run-again'") > 0
+
+    bad = [invoice(1, invoice_id="LATE-1", invoice_date="2026-05-10", due_date="2026-04-01")]
+    (result,) = Loader(url, progress=lambda m: None).load_paths([write_invoices(tmp_path / "invoices_late.csv", bad)])
+    for attempt in ("run-late-1", "run-late-2"):  # rejected, it is checked again until it is fixed
+        with pytest.raises(StepFailed, match="invoices"):
+            validate_raw(url, settings, AS_OF, attempt, AS_OF, progress=lambda m: None)
+        assert value_suites(attempt) == {"raw.invoices.rows"}
+    with psycopg.connect(url) as conn:
+        conn.execute("update raw.invoices set due_date = invoice_date where invoice_id = 'LATE-1'")
+    validate_raw(url, settings, AS_OF, "run-late-fixed", AS_OF, progress=lambda m: None)
+    assert rows(url, "select raw_gate_run_id from audit.batches where batch_id = %s", (result.batch_id,)) == [
+        ("run-late-fixed",)
+    ]
+    with psycopg.connect(url) as conn:  # put the module's warehouse back for the other tests
+        conn.execute("delete from raw.invoices where invoice_id = 'LATE-1'")

@@ -111,6 +111,26 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.pipeline import StepFailed, extract_databases
+    from kam.sources.database import SourceUnreachable
+    from kam.warehouse import ready_warehouse
+
+    try:
+        extract_databases(
+            ready_warehouse(settings),
+            settings,
+            args.date or _yesterday(),
+            {args.mapping: args.source_url},
+            full_refresh=args.full_refresh,
+            progress=_say,
+        )
+    except (StepFailed, SourceUnreachable) as exc:
+        _say(f"error: {exc}")
+        return 1
+    return 0
+
+
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     from kam.transform import run_dbt
     from kam.warehouse import ready_warehouse
@@ -128,7 +148,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         f"running {args.dag} for {as_of} through Airflow (whole output: {run_log_path(settings, args.dag, as_of)})"
     )
     code = run_dag(
-        args.dag, as_of, settings, ready_warehouse(settings), progress=_say, quiet=not args.verbose
+        args.dag,
+        as_of,
+        settings,
+        ready_warehouse(settings),
+        progress=_say,
+        quiet=not args.verbose,
+        conf={"full_refresh": True} if args.full_refresh else None,
     )
     _say(
         f"{args.dag} for {as_of}: "
@@ -195,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="raw table for contract-layout files whose name does not say it")
     p.set_defaults(func=cmd_load)
 
+    p = sub.add_parser("extract", help="pull a database source into raw (what kam_daily's extract task does)")
+    p.add_argument("mapping", help="a database mapping in mappings/ (erpnext, odoo)")
+    p.add_argument("--source-url", required=True, help="mysql://user:pw@host:3306/db or postgresql://...")
+    p.add_argument("--full-refresh", action="store_true", help="every row, and reconcile deletions")
+    p.add_argument("--date", type=_date, help="as-of date (default: yesterday); sets the reconcile cadence")
+    p.set_defaults(func=cmd_extract)
+
     p = sub.add_parser("dbt", help="run dbt against the warehouse: kam dbt build --select staging")
     p.add_argument("--date", type=_date, help="as-of date passed as the as_of_date var")
     p.add_argument("dbt_args", nargs=argparse.REMAINDER)
@@ -204,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, help="as-of date (default: yesterday)")
     p.add_argument("--dag", default="kam_daily", choices=("kam_daily", "kam_alerts"))
     p.add_argument("--verbose", action="store_true", help="show Airflow's whole output, not only the summary")
+    p.add_argument(
+        "--full-refresh", action="store_true", help="kam_daily: extract every row of the database sources"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="write the HTML report of the published marts under KAM_HOME/report")

@@ -32,8 +32,8 @@ from kam.mapping import (
     contract_layout,
     date_pattern,
 )
-from kam.sources.files import FileRefused, open_tabular
-from kam.warehouse import connect
+from kam.sources.files import FileRefused, TabularStream, open_tabular
+from kam.warehouse import BATCH_SETTING, connect
 
 log = logging.getLogger("kam.loading")
 LOADABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".parquet"}
@@ -58,6 +58,7 @@ class BatchResult:
     rows_landed: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    rows_deleted: int = 0  # removed from raw because the source deleted them (database sources)
     tables: dict[str, TableCounts] = field(default_factory=dict)
     message: str = ""
     seconds: float = 0.0
@@ -163,32 +164,40 @@ def _column_sql(column: Column, source: ColumnSource | None, positions: dict[str
     return _ColumnSql(column, text, value, date_format)
 
 
-def _problem(column: Column, condition: sql.Composable, value: sql.Composable, reason: str | sql.Composable):
-    reason_sql = sql.Literal(reason) if isinstance(reason, str) else reason
-    return sql.SQL(
-        "case when {cond} then jsonb_build_object('column', {col}, 'value', left({val}, {n}), 'reason', {why}) end"
-    ).format(
-        cond=condition,
-        col=sql.Literal(column.name),
-        val=value,
-        n=sql.Literal(QUARANTINED_VALUE_CHARS),
-        why=reason_sql,
-    )
+@dataclass(frozen=True)
+class _Problem:
+    """One contract rule on one column: the row breaks it when `condition` is true."""
+
+    column: Column
+    condition: sql.Composable
+    value: sql.Composable
+    reason: str
+
+    def as_jsonb(self) -> sql.Composed:
+        return sql.SQL(
+            "case when {cond} then jsonb_build_object('column', {col}, 'value', left({val}, {n}), 'reason', {why}) end"
+        ).format(
+            cond=self.condition,
+            col=sql.Literal(self.column.name),
+            val=self.value,
+            n=sql.Literal(QUARANTINED_VALUE_CHARS),
+            why=sql.Literal(self.reason),
+        )
 
 
 def _checks(
     c: _ColumnSql, s: sql.Identifier, v: sql.Identifier, t: sql.Identifier, table: Table, required: bool
-) -> list[sql.Composable]:
+) -> list[_Problem]:
     """Problems of one column: s is the text as it came, v the text ready to cast, t the typed value."""
     col = c.column
     checks = []
     if required:
         checks.append(
-            _problem(col, sql.SQL("{} is null").format(s), sql.SQL("null::text"), "missing required value")
+            _Problem(col, sql.SQL("{} is null").format(s), sql.SQL("null::text"), "missing required value")
         )
     if c.date_format:
         checks.append(
-            _problem(
+            _Problem(
                 col,
                 sql.SQL("{} is not null and {} is null").format(s, v),
                 s,
@@ -198,7 +207,7 @@ def _checks(
     if col.data_type == "date":
         low, high = table.plausible_dates
         checks.append(
-            _problem(
+            _Problem(
                 col,
                 sql.SQL("{} not between {} and {}").format(t, sql.Literal(low), sql.Literal(high)),
                 s,
@@ -207,13 +216,13 @@ def _checks(
         )
     if col.data_type != "text":
         checks.append(
-            _problem(
+            _Problem(
                 col, sql.SQL("{} is not null and {} is null").format(v, t), s, f"not a valid {col.data_type}"
             )
         )
     if col.accepted_values:
         checks.append(
-            _problem(
+            _Problem(
                 col,
                 sql.SQL("{} is not null and {} <> all({}::text[])").format(
                     s, s, sql.Literal(list(col.accepted_values))
@@ -226,7 +235,7 @@ def _checks(
         low = sql.Literal(col.min_value) if col.min_value is not None else sql.SQL("null")
         high = sql.Literal(col.max_value) if col.max_value is not None else sql.SQL("null")
         checks.append(
-            _problem(
+            _Problem(
                 col,
                 sql.SQL("{t} < {lo} or {t} > {hi}").format(t=t, lo=low, hi=high),
                 s,
@@ -265,7 +274,8 @@ def target_statement(
     )
     checks: list[sql.Composable] = []
     for c, s, v, t in zip(cols, src, val, typed, strict=True):
-        checks += _checks(c, s, v, t, table, required=c.column.not_null or c.column.name in table.primary_key)
+        required = c.column.not_null or c.column.name in table.primary_key
+        checks += [problem.as_jsonb() for problem in _checks(c, s, v, t, table, required)]
     typed_list = sql.SQL(", ").join(typed)
     row_hash = sql.SQL("md5(row({})::text)").format(typed_list) if target.distinct else sql.SQL("''::text")
     key_text = sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(k) for k in key)
@@ -351,25 +361,86 @@ select (select count(*) from verdict), (select count(*) from loaded),
 # -- one file ------------------------------------------------------------------------------
 
 
-def _copy_into_landing(conn: psycopg.Connection, stream, progress: Callable[[str], None]) -> int:
+def _copy(
+    conn: psycopg.Connection,
+    into: sql.Composable,
+    columns: list[sql.Identifier],
+    stream: TabularStream,
+    progress: Callable[[str], None],
+) -> int:
+    """COPY the stream's CSV bytes into `into`; returns the rows copied."""
+    copy_sql = sql.SQL("copy {} ({}) from stdin (format csv, delimiter {}, encoding {})").format(
+        into, sql.SQL(", ").join(columns), sql.Literal(stream.delimiter), sql.Literal(stream.pg_encoding)
+    )
+    sent = next_report = 0
+    with conn.cursor() as cursor:
+        with cursor.copy(copy_sql) as copy:
+            for chunk in stream.chunks:
+                copy.write(chunk)
+                sent += len(chunk)
+                if sent >= next_report + PROGRESS_EVERY_BYTES:
+                    next_report = sent
+                    progress(f"  {stream.path.name}: {sent >> 20} MiB sent to COPY")
+        return cursor.rowcount
+
+
+def copy_into_landing(
+    conn: psycopg.Connection, stream: TabularStream, progress: Callable[[str], None]
+) -> int:
+    """Stream the rows into the transaction's temporary landing table; returns how many landed."""
     columns = [_landing_column(i + 1) for i in range(len(stream.header))]
     conn.execute(
         sql.SQL(
             "create temp table landing (_record bigint generated always as identity, {}) on commit drop"
         ).format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in columns))
     )
-    copy_sql = sql.SQL("copy pg_temp.landing ({}) from stdin (format csv, delimiter {}, encoding {})").format(
-        sql.SQL(", ").join(columns), sql.Literal(stream.delimiter), sql.Literal(stream.pg_encoding)
-    )
-    sent = next_report = 0
-    with conn.cursor().copy(copy_sql) as copy:
-        for chunk in stream.chunks:
-            copy.write(chunk)
-            sent += len(chunk)
-            if sent >= next_report + PROGRESS_EVERY_BYTES:
-                next_report = sent
-                progress(f"  {stream.path.name}: {sent >> 20} MiB sent to COPY")
-    return conn.execute("select count(*) from pg_temp.landing").fetchone()[0]
+    return _copy(conn, sql.SQL("pg_temp.landing"), columns, stream, progress)
+
+
+class _NotClean(Exception):
+    """The fast path found a row the contract refuses; the landing path takes over."""
+
+
+def copy_straight_into_raw(
+    conn: psycopg.Connection,
+    stream: TabularStream,
+    table: Table,
+    batch_id: int,
+    progress: Callable[[str], None],
+) -> int | None:
+    """Most files are clean. A contract-layout file is COPied straight into its raw table
+    (one pass, as fast as COPY gets), then the contract's rules are checked on the typed rows
+    of this batch. Anything off (a value that does not parse, a key already loaded or
+    repeated, an untrimmed or empty text, a rule broken) undoes it and returns None: the
+    landing path then loads the file with quarantine. Returns the rows loaded."""
+    header = stream.header
+    required = {c.name for c in table.columns if c.not_null} | set(table.primary_key)
+    if len(set(header)) != len(header) or set(header) - set(table.column_names) or required - set(header):
+        return None
+    problems = []
+    for column in table.columns:
+        name = sql.Identifier(column.name)
+        typed = _ColumnSql(column, name, name, None)
+        problems += [p.condition for p in _checks(typed, name, name, name, table, column.name in required)]
+        if column.data_type == "text":
+            problems.append(sql.SQL("{c} = '' or {c} <> btrim({c})").format(c=name))
+    raw = sql.Identifier("raw", table.name)
+    try:
+        with conn.transaction():
+            conn.execute("select set_config(%s, %s, true)", (BATCH_SETTING, str(batch_id)))
+            conn.execute("set local datestyle = 'ISO, YMD'")
+            copied = _copy(conn, raw, [sql.Identifier(c) for c in header], stream, progress)
+            broken = conn.execute(
+                sql.SQL("select count(*) from {} where _batch_id = %s and ({})").format(
+                    raw, sql.SQL(" or ").join(sql.SQL("coalesce({}, false)").format(p) for p in problems)
+                ),
+                (batch_id,),
+            ).fetchone()[0]
+            if broken:
+                raise _NotClean
+    except (_NotClean, psycopg.errors.DataError, psycopg.errors.IntegrityError):
+        return None
+    return copied
 
 
 def _check_header(stream, mapping: Mapping) -> str:
@@ -399,6 +470,88 @@ def _copy_error(path: Path, exc: psycopg.Error, header_line: int) -> FileRefused
         line = int(digits) + header_line if digits.isdigit() else None
     detail = (exc.diag.message_primary if exc.diag else None) or str(exc).splitlines()[0]
     return FileRefused(path, f"{detail}; nothing from this file was loaded; fix or re-export it", line)
+
+
+# -- one batch: the steps files and database extracts share ---------------------------------
+
+
+def lock_batch_key(conn: psycopg.Connection, batch_key: str) -> None:
+    """One loader at a time per batch key. Holding the lock, a batch still 'loading' is one
+    whose loader died mid-way: it is marked failed."""
+    conn.execute("select pg_advisory_lock(hashtext(%s))", (batch_key,))
+    conn.execute(
+        "update audit.batches set status = 'failed', finished_at = now(), message = 'interrupted: the "
+        "loader stopped before it finished; nothing of this batch was kept' "
+        "where batch_key = %s and status = 'loading'",
+        (batch_key,),
+    )
+
+
+def unlock_batch_key(conn: psycopg.Connection, batch_key: str) -> None:
+    conn.execute("select pg_advisory_unlock(hashtext(%s))", (batch_key,))
+
+
+def begin_batch(
+    conn: psycopg.Connection,
+    batch_key: str,
+    origin: str,
+    name: str,
+    mapping: Mapping,
+    checksum: str,
+    size: int | None,
+) -> int:
+    """Record a batch as 'loading' (outside the load's transaction, so a failure stays on record)."""
+    return conn.execute(
+        "insert into audit.batches (batch_key, file_path, file_name, mapping, target_tables, checksum,"
+        " file_bytes, status) values (%s, %s, %s, %s, %s, %s, %s, 'loading') returning batch_id",
+        (batch_key, origin, name, mapping.name, mapping.table_names, checksum, size),
+    ).fetchone()[0]
+
+
+def fail_batch(conn: psycopg.Connection, batch_id: int, message: str) -> None:
+    conn.execute(
+        "update audit.batches set status = 'failed', message = %s, finished_at = now() where batch_id = %s",
+        (message, batch_id),
+    )
+
+
+def load_landing(
+    conn: psycopg.Connection,
+    mapping: Mapping,
+    stream: TabularStream,
+    batch_id: int,
+    landed: int,
+    result: BatchResult,
+    notes: str = "",
+) -> None:
+    """Validate, quarantine and upsert what landed, per target table, and mark the batch loaded."""
+    for target in mapping.targets:
+        produced, loaded, merged, quarantined = conn.execute(
+            target_statement(target, stream.header, batch_id, stream.path.name, stream.header_line)
+        ).fetchone()
+        result.tables[target.table.name] = TableCounts(produced, loaded, merged, quarantined)
+        conn.execute(
+            "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
+            (batch_id, target.table.name, produced, loaded, merged, quarantined),
+        )
+    _finish_loaded(conn, batch_id, landed, result, notes)
+
+
+def _finish_loaded(
+    conn: psycopg.Connection, batch_id: int, landed: int, result: BatchResult, notes: str
+) -> None:
+    quarantined_records = conn.execute(
+        "select count(distinct line_no) from audit.quarantine where batch_id = %s", (batch_id,)
+    ).fetchone()[0]
+    result.rows_landed = landed
+    result.rows_quarantined = quarantined_records
+    result.rows_loaded = landed - quarantined_records
+    result.message = notes
+    conn.execute(
+        "update audit.batches set status = 'loaded', rows_landed = %s, rows_loaded = %s, rows_quarantined = %s,"
+        " message = nullif(%s, ''), finished_at = now() where batch_id = %s",
+        (landed, result.rows_loaded, quarantined_records, notes, batch_id),
+    )
 
 
 class Loader:
@@ -445,14 +598,7 @@ class Loader:
         checksum, size = file_checksum(path)
         batch_key = f"{mapping.name}:{path}"
         with connect(self.url, autocommit=True) as conn:
-            conn.execute("select pg_advisory_lock(hashtext(%s))", (batch_key,))
-            # Holding the file's lock, a batch still 'loading' is one whose loader died mid-way.
-            conn.execute(
-                "update audit.batches set status = 'failed', finished_at = now(), message = 'interrupted: the "
-                "loader stopped before it finished; nothing of this batch was kept' "
-                "where batch_key = %s and status = 'loading'",
-                (batch_key,),
-            )
+            lock_batch_key(conn, batch_key)
             previous = conn.execute(
                 "select batch_id, checksum from audit.batches where batch_key = %s and status in ('loaded', 'rejected') "
                 "order by batch_id desc limit 1",
@@ -468,11 +614,7 @@ class Loader:
                 result.message = f"unchanged: identical content already loaded as batch {same[0]} ({same[1]})"
                 result.seconds = time.monotonic() - started
                 return result
-            batch_id = conn.execute(
-                "insert into audit.batches (batch_key, file_path, file_name, mapping, target_tables, checksum,"
-                " file_bytes, status) values (%s, %s, %s, %s, %s, %s, %s, 'loading') returning batch_id",
-                (batch_key, str(path), path.name, mapping.name, mapping.table_names, checksum, size),
-            ).fetchone()[0]
+            batch_id = begin_batch(conn, batch_key, str(path), path.name, mapping, checksum, size)
             result.batch_id = batch_id
             try:
                 with conn.transaction():
@@ -483,12 +625,8 @@ class Loader:
             except psycopg.Error as exc:
                 result.message = f"{path}: the warehouse refused the load: {exc}".strip()
             if result.status == "failed":
-                conn.execute(
-                    "update audit.batches set status = 'failed', message = %s, finished_at = now() "
-                    "where batch_id = %s",
-                    (result.message, batch_id),
-                )
-            conn.execute("select pg_advisory_unlock(hashtext(%s))", (batch_key,))
+                fail_batch(conn, batch_id, result.message)
+            unlock_batch_key(conn, batch_key)
         result.seconds = time.monotonic() - started
         return result
 
@@ -501,14 +639,7 @@ class Loader:
         previous_batch: int | None,
         result: BatchResult,
     ) -> None:
-        hint = mapping.targets[0].table.name
-        with open(path, "rb") as handle:
-            stream = open_tabular(path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, hint)
-            notes = _check_header(stream, mapping)
-            try:
-                landed = _copy_into_landing(conn, stream, self.progress)
-            except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
-                raise _copy_error(path, exc, stream.header_line) from exc
+        notes = ""
         if previous_batch is not None:
             for target in mapping.targets:
                 conn.execute(
@@ -522,28 +653,35 @@ class Loader:
                 "where batch_id = %s",
                 (previous_batch,),
             )
-            notes = "; ".join(filter(None, [notes, f"replaces batch {previous_batch}"]))
-        for target in mapping.targets:
-            produced, loaded, merged, quarantined = conn.execute(
-                target_statement(target, stream.header, batch_id, path.name, stream.header_line)
-            ).fetchone()
-            result.tables[target.table.name] = TableCounts(produced, loaded, merged, quarantined)
-            conn.execute(
-                "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
-                (batch_id, target.table.name, produced, loaded, merged, quarantined),
+            notes = f"replaces batch {previous_batch}"
+        table = mapping.targets[0].table
+        if mapping.is_contract_layout:
+            with open(path, "rb") as handle:
+                stream = open_tabular(
+                    path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
+                )
+                notes = "; ".join(filter(None, [_check_header(stream, mapping), notes]))
+                copied = copy_straight_into_raw(conn, stream, table, batch_id, self.progress)
+            if copied is not None:
+                result.tables[table.name] = TableCounts(copied, copied, 0, 0)
+                conn.execute(
+                    "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
+                    (batch_id, table.name, copied, copied, 0, 0),
+                )
+                _finish_loaded(conn, batch_id, copied, result, notes)
+                return
+        with open(path, "rb") as handle:
+            stream = open_tabular(
+                path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
             )
-        quarantined_records = conn.execute(
-            "select count(distinct line_no) from audit.quarantine where batch_id = %s", (batch_id,)
-        ).fetchone()[0]
-        result.rows_landed = landed
-        result.rows_quarantined = quarantined_records
-        result.rows_loaded = landed - quarantined_records
-        result.message = notes
-        conn.execute(
-            "update audit.batches set status = 'loaded', rows_landed = %s, rows_loaded = %s, rows_quarantined = %s,"
-            " message = nullif(%s, ''), finished_at = now() where batch_id = %s",
-            (landed, result.rows_loaded, quarantined_records, notes, batch_id),
-        )
+            header_notes = _check_header(stream, mapping)
+            try:
+                landed = copy_into_landing(conn, stream, self.progress)
+            except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
+                raise _copy_error(path, exc, stream.header_line) from exc
+        if not mapping.is_contract_layout:
+            notes = "; ".join(filter(None, [header_notes, notes]))
+        load_landing(conn, mapping, stream, batch_id, landed, result, notes)
 
 
 def describe(result: BatchResult) -> str:

@@ -5,6 +5,7 @@ warehouse handed over as the `kam_warehouse` connection through the environment.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -118,6 +119,7 @@ def run_dag(
     progress: Callable[[str], None] = print,
     extra_env: dict[str, str] | None = None,
     quiet: bool = False,
+    conf: dict | None = None,
 ) -> int:
     """Run one DAG for one day with `airflow dags test`; returns its exit code. The whole
     output goes to KAM_HOME/logs/runs/<dag>_<date>.log; `quiet` shows only the summary lines.
@@ -125,6 +127,8 @@ def run_dag(
     env = airflow_env(settings, url, extra_env)
     ensure_airflow_db(settings, env, progress)
     command = ["dags", "test", dag_id, as_of_date.isoformat()]
+    if conf:
+        command += ["--conf", json.dumps(conf)]
     log_path = run_log_path(settings, dag_id, as_of_date)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if SMTP_CONN_ENV in env:

@@ -28,6 +28,18 @@ log = logging.getLogger("kam.quality")
 GX_URL_VARIABLE = "KAM_GX_WAREHOUSE_URL"  # GX reads the URL from here: no password in its config files
 BUILD_SCHEMA_PLACEHOLDER = "{build_schema}"
 EVENT_DATE_EXCLUSIONS = {"due_date", "valid_to", "valid_from"}  # dates that are legitimately in the future
+# What the raw gate checks on the whole table; every other expectation checks values, and
+# only on the rows of batches the gate has not passed yet.
+UNVALIDATED_BATCHES = (
+    "select batch_id from audit.batches where status in ('loaded', 'rejected') and raw_gate_run_id is null"
+)
+SHAPE_EXPECTATIONS = frozenset(
+    {
+        "expect_table_columns_to_match_set",
+        "expect_column_values_to_be_of_type",
+        "expect_table_row_count_to_be_between",
+    }
+)
 
 
 @dataclass
@@ -50,6 +62,7 @@ class GateResult:
     failures: list[Failure] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     data_docs: str | None = None
+    batch_ids: list[int] = field(default_factory=list)  # the raw batches whose values were checked
 
     @property
     def ok(self) -> bool:
@@ -205,29 +218,39 @@ def _context(settings: Settings, url: str):
     return context, source
 
 
-def _validation(context, source, schema: str, table: str, suite_document: dict, gate: str):
+def _batch_definition(source, schema: str, table: str, unvalidated_rows: bool = False):
+    """The whole table, or only its rows of batches no gate has passed yet (the query asks
+    audit.batches when it runs, so the asset never changes)."""
+    name = f"{schema}.{table}" if not unvalidated_rows else f"{schema}.{table} unvalidated rows"
+    if name in {asset.name for asset in source.assets}:
+        asset = source.get_asset(name)
+    elif not unvalidated_rows:
+        asset = source.add_table_asset(name=name, table_name=table, schema_name=schema)
+    else:
+        asset = source.add_query_asset(
+            name=name,
+            query=f"select * from {schema}.{table} where _batch_id in ({UNVALIDATED_BATCHES})",  # noqa: S608 - contract names
+        )
+    try:
+        return asset.get_batch_definition("whole_table")
+    except KeyError:
+        return asset.add_batch_definition_whole_table("whole_table")
+
+
+def _validation(context, batch, suite_name: str, expectations: list[dict]):
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    asset_name = f"{schema}.{table}"
-    try:
-        asset = source.get_asset(asset_name)
-    except LookupError:
-        asset = source.add_table_asset(name=asset_name, table_name=table, schema_name=schema)
-    try:
-        batch = asset.get_batch_definition("whole_table")
-    except KeyError:
-        batch = asset.add_batch_definition_whole_table("whole_table")
     suite = gx.ExpectationSuite(
-        name=f"{gate}.{table}",
+        name=suite_name,
         expectations=[
             ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta")).to_domain_obj()
-            for e in suite_document["expectations"]
+            for e in expectations
         ],
     )
     suite = context.suites.add_or_update(suite)
     return context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{gate}.{table}", data=batch, suite=suite)
+        gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
     )
 
 
@@ -249,16 +272,33 @@ def run_gate(
     dbt_invocation_id: str | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> GateResult:
-    """Validate each table with its suite in one GX checkpoint, store every result, build data docs."""
+    """Validate each table with its suite in one GX checkpoint, store every result, build data docs.
+
+    With `batch_ids` (the raw gate), a table's shape (columns, types, row count) is checked on
+    the whole table and its values only on the rows of those batches: rows already in the
+    table passed an earlier gate and have not changed since (a changed row belongs to the
+    batch that changed it)."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
     context, source = _context(settings, url)
     definitions = []
+    suite_tables: dict[str, str] = {}
     for table in tables:
-        document = read_suite(suite_path(settings, gate, table), build_schema=schema)
-        definitions.append(_validation(context, source, schema, table, document, gate))
+        expectations = read_suite(suite_path(settings, gate, table), build_schema=schema)["expectations"]
+        parts = [(f"{gate}.{table}", _batch_definition(source, schema, table), expectations)]
+        if batch_ids is not None:
+            # Every run creates both assets: stored definitions of earlier runs refer to them.
+            rows = _batch_definition(source, schema, table, unvalidated_rows=True)
+            shape = [e for e in expectations if e["type"] in SHAPE_EXPECTATIONS]
+            values = [e for e in expectations if e["type"] not in SHAPE_EXPECTATIONS]
+            parts = [(f"{gate}.{table}", parts[0][1], shape)]
+            if batch_ids.get(table):
+                parts.append((f"{gate}.{table}.rows", rows, values))
+        for suite_name, batch, chosen in parts:
+            suite_tables[suite_name] = table
+            definitions.append(_validation(context, batch, suite_name, chosen))
     checkpoint = context.checkpoints.add_or_update(
         gx.Checkpoint(
             name=f"{gate}_gate",
@@ -267,12 +307,17 @@ def run_gate(
             result_format={"result_format": "SUMMARY"},
         )
     )
-    progress(f"{gate} gate: validating {len(tables)} tables in {schema}")
+    rows_under_validation = (
+        ""
+        if batch_ids is None
+        else f" (values: the rows of {sum(map(len, batch_ids.values()))} batch(es) not yet validated)"
+    )
+    progress(f"{gate} gate: validating {len(tables)} tables in {schema}{rows_under_validation}")
     outcome = checkpoint.run(expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_id))
     result = GateResult(gate=gate, tables=list(tables))
     records = []
     for validation in outcome.run_results.values():
-        table = validation.suite_name.split(".", 1)[1]
+        table = suite_tables[validation.suite_name]
         for item in validation.results:
             config = item.expectation_config
             details = item.result or {}
@@ -348,11 +393,20 @@ def validate_raw(
     as_of: date,
     run_id: str,
     run_date: date,
-    batch_ids: dict[str, list[int]] | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> GateResult:
+    """The raw gate: every table's shape, and the values of the batches no gate has passed
+    yet (result.batch_ids; the caller marks them passed when the gate is ok)."""
     parameters = raw_gate_parameters(settings, url, run_date)
-    return run_gate(
+    with connect(url) as conn:
+        batch_ids = dict(
+            conn.execute(f"""
+            select target.table_name, array_agg(b.batch_id order by b.batch_id)
+            from audit.batches b, unnest(b.target_tables) as target(table_name)
+            where b.batch_id in ({UNVALIDATED_BATCHES})
+            group by target.table_name""").fetchall()  # noqa: S608 - a constant
+        )
+    result = run_gate(
         settings,
         url,
         "raw",
@@ -364,6 +418,8 @@ def validate_raw(
         batch_ids=batch_ids,
         progress=progress,
     )
+    result.batch_ids = sorted({b for batches in batch_ids.values() for b in batches})
+    return result
 
 
 def mart_suites(settings: Settings) -> list[str]:

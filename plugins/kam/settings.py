@@ -39,6 +39,19 @@ class Recipients:
         )
 
 
+DEFAULT_SOURCE_CONNECTION = "kam_erp"
+
+
+def _database_sources(text: str) -> tuple[tuple[str, str], ...]:
+    """KAM_DATABASE_SOURCES="erpnext=kam_erp,odoo=kam_odoo": database mapping -> Airflow
+    connection id (kam_erp when left out)."""
+    sources = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        mapping, _, conn_id = item.partition("=")
+        sources.append((mapping.strip(), conn_id.strip() or DEFAULT_SOURCE_CONNECTION))
+    return tuple(sources)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -46,6 +59,7 @@ class Settings:
     warehouse_url: str | None
     warehouse_port: int | None
     recipients: Recipients = Recipients()
+    database_sources: tuple[tuple[str, str], ...] = ()  # (database mapping, Airflow connection id)
 
     @property
     def landing_dir(self) -> Path:
@@ -98,4 +112,5 @@ def load_settings() -> Settings:
         warehouse_url=os.environ.get("KAM_WAREHOUSE_URL") or None,
         warehouse_port=int(port) if port else None,
         recipients=Recipients.from_environment(),
+        database_sources=_database_sources(os.environ.get("KAM_DATABASE_SOURCES", "")),
     )

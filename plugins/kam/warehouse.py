@@ -41,6 +41,9 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+BATCH_SETTING = "kam.batch_id"
+
+
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit, application_name="kam")
 
@@ -61,6 +64,11 @@ def _raw_table_ddl(table: Table) -> list[sql.Composed]:
             )
             for c in table.columns
         ],
+        # The loader's fast path COPYs straight into the raw table; the batch comes from the transaction.
+        sql.SQL("alter table {} alter column _batch_id set default {}").format(
+            name,
+            sql.SQL(f"nullif(current_setting({sql.Literal(BATCH_SETTING).as_string()}, true), '')::bigint"),
+        ),
         sql.SQL("create index if not exists {} on {} (_batch_id)").format(
             sql.Identifier(f"{table.name}_batch_idx"), name
         ),

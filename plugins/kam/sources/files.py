@@ -135,7 +135,7 @@ def _csv_chunks(first: bytes, handle: io.BufferedReader) -> Iterator[bytes]:
         yield chunk
 
 
-def _cell_text(value: object) -> str | None:
+def cell_text(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -147,7 +147,7 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
-def _rows_as_csv(rows: Iterator[list[str | None]]) -> Iterator[bytes]:
+def rows_as_csv(rows: Iterator[list[str | None]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     count = 0
@@ -177,7 +177,7 @@ def _open_xlsx(path: Path, sheet: str | None, table_hint: str | None) -> Tabular
     header_line = 0
     for header_line, values in enumerate(rows, start=1):  # noqa: B007 - the header's row number is kept
         if any(v is not None and str(v).strip() for v in values):
-            header = [_cell_text(v) or "" for v in values]
+            header = [cell_text(v) or "" for v in values]
             break
     else:
         raise FileRefused(path, f"sheet {chosen!r} is empty")
@@ -188,12 +188,12 @@ def _open_xlsx(path: Path, sheet: str | None, table_hint: str | None) -> Tabular
 
     def data() -> Iterator[list[str | None]]:
         for values in rows:
-            cells = [_cell_text(v) for v in values[:width]]
+            cells = [cell_text(v) for v in values[:width]]
             if any(c not in (None, "") for c in cells):
                 yield cells + [None] * (width - len(cells))
         workbook.close()
 
-    return TabularStream(path, "xlsx", header, header_line, ",", "UTF8", _rows_as_csv(data()))
+    return TabularStream(path, "xlsx", header, header_line, ",", "UTF8", rows_as_csv(data()))
 
 
 def _open_parquet(path: Path) -> TabularStream:
@@ -209,9 +209,9 @@ def _open_parquet(path: Path) -> TabularStream:
     def data() -> Iterator[list[str | None]]:
         for batch in parquet.iter_batches(batch_size=ROWS_PER_CHUNK):
             for row in batch.to_pylist():
-                yield [_cell_text(row[name]) for name in header]
+                yield [cell_text(row[name]) for name in header]
 
-    return TabularStream(path, "parquet", header, 1, ",", "UTF8", _rows_as_csv(data()))
+    return TabularStream(path, "parquet", header, 1, ",", "UTF8", rows_as_csv(data()))
 
 
 def open_tabular(

@@ -106,3 +106,32 @@ create table if not exists audit.transform_lease (
     acquired_at       timestamptz not null default now(),
     expires_at        timestamptz not null
 );
+
+-- Database sources (mappings with `kind: database`): how far each raw table has been
+-- extracted, and every row removed from raw because the source deleted it.
+alter table audit.batches add column if not exists rows_deleted bigint not null default 0;
+
+create table if not exists audit.source_watermarks (
+    source_name       text        not null,  -- the database mapping
+    table_name        text        not null,
+    watermark         timestamp,             -- the highest modification time extracted so far
+    last_batch_id     bigint,
+    rows_extracted    bigint      not null default 0,
+    extracted_at      timestamptz not null default now(),
+    reconciled_as_of  date,                  -- the as-of date of the last key reconciliation
+    primary key (source_name, table_name)
+);
+
+create table if not exists audit.source_deletions (
+    deletion_id       bigint generated always as identity primary key,
+    batch_id          bigint      not null references audit.batches on delete cascade,
+    source_name       text        not null,
+    table_name        text        not null,
+    reason            text        not null check (reason in ('soft_deleted', 'missing_from_source')),
+    record            jsonb       not null,  -- the raw row as it was before it was removed
+    deleted_at        timestamptz not null default now()
+);
+create index if not exists source_deletions_batch_idx on audit.source_deletions (batch_id);
+
+-- The raw gate checks the values of each batch once: the run whose gate passed them.
+alter table audit.batches add column if not exists raw_gate_run_id text;

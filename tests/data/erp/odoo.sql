@@ -1,0 +1,42 @@
+-- The Odoo 17 tables and columns mappings/odoo.yml reads, with the ORM's names and types
+-- (Many2one -> integer, Char -> varchar, translated Char -> jsonb, Monetary/Float -> numeric).
+create table res_country (id serial primary key, code varchar(2), name jsonb, write_date timestamp);
+create table res_country_state (
+    id serial primary key, country_id integer, code varchar, name varchar, write_date timestamp);
+create table res_partner (
+    id serial primary key, name varchar, parent_id integer, commercial_partner_id integer,
+    customer_rank integer default 0, is_company boolean, active boolean default true, user_id integer,
+    state_id integer, country_id integer, email varchar, create_date timestamp, write_date timestamp);
+create table res_partner_category (id serial primary key, name jsonb not null, write_date timestamp);
+create table res_partner_res_partner_category_rel (
+    category_id integer not null, partner_id integer not null, primary key (category_id, partner_id));
+create table res_users (id serial primary key, login varchar, partner_id integer, write_date timestamp);
+create table res_currency (id serial primary key, name varchar, write_date timestamp);
+create table sale_order (
+    id serial primary key, name varchar, partner_id integer, date_order timestamp, state varchar,
+    invoice_status varchar, currency_id integer, amount_total numeric, write_date timestamp);
+create table sale_order_line (
+    id serial primary key, order_id integer, sequence integer, product_id integer, product_uom_qty numeric,
+    price_unit numeric, qty_delivered numeric, display_type varchar, write_date timestamp);
+create table stock_picking_type (id serial primary key, code varchar, name jsonb, write_date timestamp);
+create table stock_picking (
+    id serial primary key, name varchar, partner_id integer, sale_id integer, picking_type_id integer,
+    state varchar, scheduled_date timestamp, date_done timestamp, write_date timestamp);
+create table stock_move (
+    id serial primary key, picking_id integer, sale_line_id integer, product_id integer,
+    product_uom_qty numeric, state varchar, write_date timestamp);
+create table account_journal (id serial primary key, code varchar, name jsonb, type varchar, write_date timestamp);
+create table account_move (
+    id serial primary key, name varchar, move_type varchar, state varchar, partner_id integer,
+    commercial_partner_id integer, journal_id integer, date date, invoice_date date, invoice_date_due date,
+    invoice_origin varchar, currency_id integer, amount_total numeric, amount_residual numeric,
+    reversed_entry_id integer, write_date timestamp);
+create table account_move_line (
+    id serial primary key, move_id integer, product_id integer, quantity numeric, price_unit numeric,
+    price_total numeric, display_type varchar, debit numeric, credit numeric, write_date timestamp);
+create table account_payment (
+    id serial primary key, move_id integer not null, amount numeric, payment_type varchar,
+    partner_type varchar, write_date timestamp);
+create table account_partial_reconcile (
+    id serial primary key, debit_move_id integer, credit_move_id integer, amount numeric, max_date date,
+    write_date timestamp);
