@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection chatter
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # thousands of INFO lines per gate
     args = build_parser().parse_args(argv)
     settings = load_settings()
     try:

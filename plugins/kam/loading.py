@@ -508,11 +508,22 @@ def begin_batch(
     ).fetchone()[0]
 
 
-def fail_batch(conn: psycopg.Connection, batch_id: int, message: str) -> None:
-    conn.execute(
-        "update audit.batches set status = 'failed', message = %s, finished_at = now() where batch_id = %s",
-        (message, batch_id),
-    )
+def load_in_batch(conn: psycopg.Connection, result: BatchResult, what: str, work: Callable[[], None]) -> None:
+    """Run `work` as the batch's one transaction: it is loaded whole, or (refused, with the
+    reason, or failing in the warehouse) not at all and recorded as failed."""
+    try:
+        with conn.transaction():
+            work()
+        result.status = "loaded"
+    except (FileRefused, MappingError) as exc:
+        result.message = str(exc)
+    except psycopg.Error as exc:
+        result.message = f"{what}: the warehouse refused the load: {exc}".strip()
+    if result.status == "failed":
+        conn.execute(
+            "update audit.batches set status = 'failed', message = %s, finished_at = now() where batch_id = %s",
+            (result.message, result.batch_id),
+        )
 
 
 def load_landing(
@@ -616,16 +627,14 @@ class Loader:
                 return result
             batch_id = begin_batch(conn, batch_key, str(path), path.name, mapping, checksum, size)
             result.batch_id = batch_id
-            try:
-                with conn.transaction():
-                    self._load_batch(conn, path, mapping, batch_id, previous[0] if previous else None, result)
-                result.status = "loaded"
-            except (FileRefused, MappingError) as exc:
-                result.message = str(exc)
-            except psycopg.Error as exc:
-                result.message = f"{path}: the warehouse refused the load: {exc}".strip()
-            if result.status == "failed":
-                fail_batch(conn, batch_id, result.message)
+            load_in_batch(
+                conn,
+                result,
+                str(path),
+                lambda: self._load_batch(
+                    conn, path, mapping, batch_id, previous[0] if previous else None, result
+                ),
+            )
             unlock_batch_key(conn, batch_key)
         result.seconds = time.monotonic() - started
         return result

@@ -271,13 +271,15 @@ def run_gate(
     batch_ids: dict[str, list[int]] | None = None,
     dbt_invocation_id: str | None = None,
     progress: Callable[[str], None] = log.info,
+    unchecked_tables: frozenset[str] = frozenset(),
 ) -> GateResult:
     """Validate each table with its suite in one GX checkpoint, store every result, build data docs.
 
     With `batch_ids` (the raw gate), a table's shape (columns, types, row count) is checked on
     the whole table and its values only on the rows of those batches: rows already in the
     table passed an earlier gate and have not changed since (a changed row belongs to the
-    batch that changed it)."""
+    batch that changed it). A table none of whose rows has passed a gate (`unchecked_tables`:
+    the first load) is checked whole, which is faster than through a query."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
@@ -291,6 +293,7 @@ def run_gate(
         if batch_ids is not None:
             # Every run creates both assets: stored definitions of earlier runs refer to them.
             rows = _batch_definition(source, schema, table, unvalidated_rows=True)
+        if batch_ids is not None and table not in unchecked_tables:
             shape = [e for e in expectations if e["type"] in SHAPE_EXPECTATIONS]
             values = [e for e in expectations if e["type"] not in SHAPE_EXPECTATIONS]
             parts = [(f"{gate}.{table}", parts[0][1], shape)]
@@ -399,13 +402,17 @@ def validate_raw(
     yet (result.batch_ids; the caller marks them passed when the gate is ok)."""
     parameters = raw_gate_parameters(settings, url, run_date)
     with connect(url) as conn:
-        batch_ids = dict(
-            conn.execute(f"""
-            select target.table_name, array_agg(b.batch_id order by b.batch_id)
+        tables = conn.execute(f"""
+            select
+                target.table_name,
+                array_agg(b.batch_id order by b.batch_id) filter (where b.batch_id in ({UNVALIDATED_BATCHES})),
+                bool_or(b.status = 'loaded' and b.raw_gate_run_id is not null) as has_checked_rows
             from audit.batches b, unnest(b.target_tables) as target(table_name)
-            where b.batch_id in ({UNVALIDATED_BATCHES})
             group by target.table_name""").fetchall()  # noqa: S608 - a constant
-        )
+    batch_ids = {table: batches for table, batches, _ in tables if batches}
+    unchecked = frozenset(
+        table for table, batches, has_checked_rows in tables if batches and not has_checked_rows
+    )
     result = run_gate(
         settings,
         url,
@@ -417,6 +424,7 @@ def validate_raw(
         parameters,
         batch_ids=batch_ids,
         progress=progress,
+        unchecked_tables=unchecked,
     )
     result.batch_ids = sorted({b for batches in batch_ids.values() for b in batches})
     return result

@@ -38,7 +38,7 @@ from kam.loading import (
     BatchResult,
     begin_batch,
     copy_into_landing,
-    fail_batch,
+    load_in_batch,
     load_landing,
     lock_batch_key,
     unlock_batch_key,
@@ -427,24 +427,20 @@ class DatabaseExtractor:
             load_mapping = Mapping(name=self.mapping.name, targets=(Target(table=table, columns={}),))
             origin = f"{mask_url(self.source_url)} ({self.mapping.path.name}: {table.name})"
             result.batch_id = batch_id = begin_batch(conn, batch_key, origin, label, load_mapping, "", None)
-            savepoint = source.begin_nested()  # a failed query must not end the snapshot for the next table
-            try:
-                with conn.transaction():
-                    self._load(conn, source, spec, since, as_of_date, full_refresh, state, batch_id, result)
-                savepoint.commit()
-                result.status = "loaded"
-            except MappingError as error:
-                result.message = str(error)
-            except exc.SQLAlchemyError as error:
-                result.message = (
-                    f"{label}: the source refused the query in {self.mapping.path}: "
-                    f"{getattr(error, 'orig', error)}"
-                )
-            except psycopg.Error as error:
-                result.message = f"{label}: the warehouse refused the load: {error}".strip()
-            if result.status == "failed":
-                savepoint.rollback()
-                fail_batch(conn, batch_id, result.message)
+
+            def work() -> None:
+                try:
+                    with source.begin_nested():  # a failed query must not end the snapshot for the next table
+                        self._load(
+                            conn, source, spec, since, as_of_date, full_refresh, state, batch_id, result
+                        )
+                except exc.SQLAlchemyError as error:
+                    raise MappingError(
+                        f"{label}: the source refused the query in {self.mapping.path}: "
+                        f"{getattr(error, 'orig', error)}"
+                    ) from error
+
+            load_in_batch(conn, result, label, work)
             unlock_batch_key(conn, batch_key)
         result.seconds = time.monotonic() - started
         return result
