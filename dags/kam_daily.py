@@ -32,11 +32,6 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 from kam.dag_support import MARTS_ASSET, RETRY_DELAY, SMTP_CONN_ID, WAREHOUSE_CONN_ID, fail_fast_on_bad_data
 
 
-def _slim(summary: dict) -> dict:
-    """The counts of a load (XCom stays small; every batch is in audit.batches)."""
-    return {key: value for key, value in summary.items() if key != "batches"}
-
-
 def _as_of_date():
     from kam.pipeline import as_of_date_from_context
 
@@ -62,7 +57,7 @@ def kam_daily():
     @task
     @fail_fast_on_bad_data
     def extract() -> dict:
-        from kam.pipeline import extract_databases, landing_files, url_from_connection
+        from kam.pipeline import extract_databases, landing_files, load_counts, url_from_connection
         from kam.settings import load_settings
 
         settings = load_settings()
@@ -73,16 +68,16 @@ def kam_daily():
             {mapping: url_from_connection(conn_id) for mapping, conn_id in settings.database_sources},
             full_refresh=bool(get_current_context()["params"]["full_refresh"]),
         )
-        return {"database": _slim(database), "files": landing_files(settings)}
+        return {"database": load_counts(database), "files": landing_files(settings)}
 
     @task
     @fail_fast_on_bad_data
     def load_raw(extracted: dict) -> dict:
-        from kam.pipeline import combine_summaries, load_files, url_from_connection
+        from kam.pipeline import combine_summaries, load_counts, load_files, url_from_connection
         from kam.settings import load_settings
 
         files = load_files(url_from_connection(WAREHOUSE_CONN_ID), load_settings(), extracted["files"])
-        return combine_summaries(extracted["database"], _slim(files))
+        return combine_summaries(extracted["database"], load_counts(files))
 
     @task
     @fail_fast_on_bad_data

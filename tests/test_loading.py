@@ -120,6 +120,29 @@ def test_duplicates_enums_ranges_and_implausible_dates_are_quarantined(tmp_path,
     assert rows(warehouse, "select amount from raw.invoices") == [(__import__("decimal").Decimal("100.50"),)]
 
 
+RAW_INVOICE_INDEXES = (
+    "select indexdef from pg_indexes where schemaname = 'raw' and tablename = 'invoices' order by 1"
+)
+
+
+def test_a_first_load_builds_the_keys_after_and_analyzes_the_table(tmp_path, warehouse):
+    before = rows(warehouse, RAW_INVOICE_INDEXES)
+    path = write_invoices(tmp_path / "invoices.csv", [invoice(n) for n in range(1, 6)])
+    (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path])
+    assert (result.status, result.rows_loaded) == ("loaded", 5)
+    assert rows(warehouse, RAW_INVOICE_INDEXES) == before and len(before) == 2  # primary key and _batch_id
+    assert scalar(warehouse, "select reltuples from pg_class where oid = 'raw.invoices'::regclass") == 5
+
+
+def test_a_key_repeated_in_a_first_load_is_quarantined_and_the_keys_stay(tmp_path, warehouse):
+    before = rows(warehouse, RAW_INVOICE_INDEXES)
+    path = write_invoices(tmp_path / "invoices.csv", [invoice(1), invoice(2), invoice(1, amount="7")])
+    (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path])
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
+    assert "duplicate key" in scalar(warehouse, "select reason from audit.quarantine")
+    assert rows(warehouse, RAW_INVOICE_INDEXES) == before
+
+
 def test_a_file_that_is_not_csv_fails_clearly_and_loads_nothing(tmp_path, kam_env, warehouse):
     fake = tmp_path / "invoices.csv"
     fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10)
@@ -165,6 +188,29 @@ def test_keys_seen_in_an_earlier_file_are_updated_not_duplicated(tmp_path, wareh
         ("I0001", "posted"),
         ("I0002", "cancelled"),
     ]
+
+
+def test_one_call_loads_tables_side_by_side_and_each_tables_files_in_order(tmp_path, warehouse):
+    write_invoices(tmp_path / "1" / "invoices.csv", [invoice(1), invoice(2)])
+    write_invoices(tmp_path / "2" / "invoices.csv", [invoice(2, status="cancelled")])
+    write_invoices(tmp_path / "3" / "invoices.csv", [invoice(2, amount="9.99")])
+    payments = tmp_path / "1" / "payments.csv"
+    payments.write_text(
+        "payment_id,customer_id,payment_date,amount,method\nP1,C1,2026-01-20,100.50,transfer\n"
+    )
+    results = Loader(warehouse, progress=lambda m: None).load_paths([tmp_path])
+    assert [Path(r.file).relative_to(tmp_path).as_posix() for r in results] == [
+        "1/invoices.csv",
+        "1/payments.csv",
+        "2/invoices.csv",
+        "3/invoices.csv",
+    ]
+    assert {r.status for r in results} == {"loaded"}, [r.message for r in results]
+    assert rows(warehouse, "select invoice_id, status, amount::text from raw.invoices order by 1") == [
+        ("I0001", "posted", "100.50"),
+        ("I0002", "posted", "9.99"),  # the last file wins
+    ]
+    assert scalar(warehouse, "select count(*) from raw.payments") == 1
 
 
 def test_gb18030_and_bom_files_load_chinese_names(tmp_path, warehouse):

@@ -173,9 +173,10 @@ def test_the_raw_gate_checks_each_batch_once_and_a_rejected_one_until_it_is_fixe
         "and expectation_type = 'expect_column_values_to_not_be_null'",
     ) == sum(c.not_null or c.name in invoices.primary_key for c in invoices.columns)
     validate_raw(url, settings, AS_OF, "run-settle", AS_OF, progress=lambda m: None)  # what other tests left
-    validate_raw(url, settings, AS_OF, "run-again", AS_OF, progress=lambda m: None)
-    assert value_suites("run-again") == set()  # nothing new: only each table's shape and volume
-    assert scalar(url, "select count(*) from audit.validation_results where run_id = 'run-again'") > 0
+    again = validate_raw(url, settings, AS_OF, "run-again", AS_OF, progress=lambda m: None)
+    # nothing new: GX does not run at all
+    assert again["expectations"] == 0 and "no batch is waiting" in again["summary"]
+    assert scalar(url, "select count(*) from audit.validation_results where run_id = 'run-again'") == 0
 
     bad = [invoice(1, invoice_id="LATE-1", invoice_date="2026-05-10", due_date="2026-04-01")]
     (result,) = Loader(url, progress=lambda m: None).load_paths(
@@ -185,6 +186,10 @@ def test_the_raw_gate_checks_each_batch_once_and_a_rejected_one_until_it_is_fixe
         with pytest.raises(StepFailed, match="invoices"):
             validate_raw(url, settings, AS_OF, attempt, AS_OF, progress=lambda m: None)
         assert value_suites(attempt) == {"raw.invoices.rows"}
+        # the other tables have nothing new
+        assert rows(
+            url, "select distinct table_name from audit.validation_results where run_id = %s", (attempt,)
+        ) == [("invoices",)]
     with psycopg.connect(url) as conn:
         conn.execute("update raw.invoices set due_date = invoice_date where invoice_id = 'LATE-1'")
     validate_raw(url, settings, AS_OF, "run-late-fixed", AS_OF, progress=lambda m: None)

@@ -7,6 +7,7 @@ Each account manager receives only their own customers.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import html
@@ -28,6 +29,7 @@ from kam.warehouse import connect
 
 log = logging.getLogger("kam.alerts")
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+LINE_BREAKS_AND_CONTROLS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CELL_CHARS = 300
 UNASSIGNED = "(no account manager)"
@@ -94,7 +96,10 @@ class AlertMessage:
 
 def single_line(value: object, limit: int = CELL_CHARS) -> str:
     """Text fit for one table cell or a subject: no line breaks, bounded length."""
-    text = re.sub(r"[\r\n\t\x00-\x1f\x7f]+", " ", "" if value is None else str(value)).strip()
+    if value is None:
+        return ""
+    # Only text can carry line breaks; numbers and dates are already one line.
+    text = LINE_BREAKS_AND_CONTROLS.sub(" ", value).strip() if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -113,13 +118,16 @@ def money(amount: Decimal | float | None) -> str:
     return f"{Decimal(amount or 0):,.2f}"
 
 
-def html_table(columns: Sequence[str], records: Iterable[Sequence[object]]) -> str:
+def cells(records: Iterable[Sequence[object]]) -> list[list[str]]:
+    return [[single_line(v) for v in record] for record in records]
+
+
+def html_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """`rows` as `cells` made them."""
     head = "".join(f"<th style='text-align:left;padding:4px 8px'>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>"
-        + "".join(f"<td style='padding:4px 8px'>{html.escape(single_line(v))}</td>" for v in record)
-        + "</tr>"
-        for record in records
+        "<tr>" + "".join(f"<td style='padding:4px 8px'>{html.escape(v)}</td>" for v in row) + "</tr>"
+        for row in rows
     )
     return f"<table style='border-collapse:collapse;font-family:sans-serif;font-size:13px'><tr>{head}</tr>{body}</table>"
 
@@ -241,7 +249,7 @@ def list_message(
     total = money(sum(Decimal(r[spec.total_column] or 0) for r in records))
     facts = {"name": name, "count": len(records), "total": total, "as_of": as_of}
     intro = spec.intro.format(**facts)
-    table_rows = [_rendered(spec, r) for r in records]
+    table_rows = cells(_rendered(spec, r) for r in records)
     return AlertMessage(
         alert_type=spec.alert_type,
         as_of_date=as_of,
@@ -254,7 +262,7 @@ def list_message(
             html_table(spec.columns, table_rows),
             "Sent by the KAM warehouse from the published marts.",
         ),
-        text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
+        text=intro + "\n\n" + "\n".join(" | ".join(row) for row in table_rows),
         attachments=[(f"{spec.alert_type}_{as_of}.csv", csv_attachment(spec.columns, records), "text/csv")],
     )
 
@@ -360,7 +368,7 @@ def finance_summary_message(conn: psycopg.Connection, as_of: date, recipients: R
     ).fetchall()
     total = sum(Decimal(r[2]) for r in records)
     columns = ("Account manager", "Overdue invoices", "Overdue amount", "Oldest days past due", "Escalated")
-    table_rows = [(r[0], r[1], money(r[2]), r[3], r[4]) for r in records]
+    table_rows = cells((r[0], r[1], money(r[2]), r[3], r[4]) for r in records)
     intro = f"{sum(r[1] for r in records)} invoices are overdue, {money(total)} in total, as of {as_of}."
     return AlertMessage(
         alert_type="finance_summary",
@@ -368,7 +376,7 @@ def finance_summary_message(conn: psycopg.Connection, as_of: date, recipients: R
         to=recipients.finance,
         subject=f"[KAM] Overdue summary: {money(total)} overdue, as of {as_of}",
         html=page(f"Overdue summary as of {as_of}", intro, html_table(columns, table_rows)),
-        text=intro + "\n\n" + "\n".join(" | ".join(single_line(v) for v in row) for row in table_rows),
+        text=intro + "\n\n" + "\n".join(" | ".join(row) for row in table_rows),
         attachments=[(f"overdue_summary_{as_of}.csv", csv_attachment(columns, records), "text/csv")],
     )
 
@@ -388,7 +396,9 @@ def gate_failure_message(
         occasion=single_line(run_id, 120),
         to=recipients.data_engineering,
         subject=f"[KAM] Marts gate failed for {as_of}: {len(failures)} expectation(s), nothing published",
-        html=page(f"Marts gate failed for {as_of}", intro, html_table(columns, [(f,) for f in failures])),
+        html=page(
+            f"Marts gate failed for {as_of}", intro, html_table(columns, cells((f,) for f in failures))
+        ),
         text=intro + "\n\n" + "\n".join(single_line(f, 1000) for f in failures),
     )
 
@@ -413,7 +423,8 @@ def deliver(
     """Send each message unless the ledger says it was sent. A failure is recorded and the
     others still go; the caller fails the task so Airflow retries the rest."""
     report = DeliveryReport()
-    with connect(url, autocommit=True) as conn:
+    session = _Session(smtp)
+    with connect(url, autocommit=True) as conn, contextlib.closing(session):
         for message in messages:
             conn.execute(
                 "insert into audit.alert_ledger (message_key, alert_type, as_of_date, recipients, subject, message_id,"
@@ -435,7 +446,7 @@ def deliver(
                     report.already_sent += 1
                     continue
                 try:
-                    _send(message.to_email(mail_from), smtp)
+                    session.send(message.to_email(mail_from))
                 except (OSError, smtplib.SMTPException) as exc:
                     conn.execute(
                         "update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
@@ -456,10 +467,40 @@ def deliver(
     return report
 
 
-def _send(email: EmailMessage, smtp: Smtp) -> None:
-    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
-        if smtp.starttls:
-            client.starttls()
-        if smtp.login:
-            client.login(smtp.login, smtp.password or "")
-        client.send_message(email)
+class _Session:
+    """One SMTP connection for a whole delivery (a handshake per message cost more than the
+    message), opened on first use and again after the server drops it."""
+
+    def __init__(self, smtp: Smtp):
+        self.smtp = smtp
+        self.client: smtplib.SMTP | None = None
+
+    def send(self, email: EmailMessage) -> None:
+        try:
+            self._client().send_message(email)
+        except smtplib.SMTPServerDisconnected:
+            self.client = None  # an idle timeout on the server's side: one fresh connection
+            self._client().send_message(email)
+        except smtplib.SMTPResponseException:
+            raise  # the server refused this message; the connection is still good for the next
+        except OSError:  # the connection broke (smtplib's errors are OSErrors too)
+            self.close()
+            raise
+
+    def _client(self) -> smtplib.SMTP:
+        if self.client is None:
+            client = smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.smtp.timeout)
+            if self.smtp.starttls:
+                client.starttls()
+            if self.smtp.login:
+                client.login(self.smtp.login, self.smtp.password or "")
+            self.client = client
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.quit()
+            except (OSError, smtplib.SMTPException):
+                self.client.close()
+            self.client = None

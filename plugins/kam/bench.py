@@ -60,6 +60,7 @@ class Measurement:
     stages: list[Stage] = field(default_factory=list)
     models: dict[str, float] = field(default_factory=dict)
     next_day: list[Stage] = field(default_factory=list)
+    next_day_models: dict[str, float] = field(default_factory=dict)
 
     def timed(self, name: str, work: Callable[[], int | None]) -> Stage:
         started = time.monotonic()
@@ -190,7 +191,7 @@ def measure_scale(
     measure.stages.append(
         Stage("next day (bare)", next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb())
     )
-    measure.next_day = next_day.stages
+    measure.next_day, measure.next_day_models = next_day.stages, next_day.models
     largest = max(load_contract(), key=lambda t: _count(url, t))
     scan = measure.timed("scan largest raw table", lambda: _scan(url, largest))
     copy = measure.timed("reference: psql \\copy", lambda: _raw_copy_reference(url, settings.landing_dir))
@@ -227,6 +228,10 @@ def _scan(url: str, table: str) -> int:
         return _count(url, table)
 
 
+def slowest(models: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(models.items(), key=lambda item: -item[1])[:10]
+
+
 def ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 3) if denominator else None
 
@@ -248,7 +253,8 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         "scale": scale,
         "stages": [asdict(s) | {"rows_per_second": s.rows_per_second} for s in full.stages],
         "next_day_stages": [asdict(s) for s in full.next_day],
-        "slowest_models": sorted(full.models.items(), key=lambda item: -item[1])[:10],
+        "slowest_models": slowest(full.models),
+        "next_day_slowest_models": slowest(full.next_day_models),
         "ratios": {
             "load throughput / raw \\copy throughput (target >= 0.7)": ratio(
                 (load.rows or 0) / load.seconds, (copy.rows or 0) / copy.seconds
@@ -284,5 +290,6 @@ def format_report(report: dict) -> str:
     lines.append("next day: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in report["next_day_stages"]))
     lines.append("")
     lines += [f"{name}: {value}" for name, value in report["ratios"].items()]
-    lines.append("slowest models: " + ", ".join(f"{m} {s:.2f}s" for m, s in report["slowest_models"][:3]))
+    for day, key in (("", "slowest_models"), ("next day's ", "next_day_slowest_models")):
+        lines.append(f"{day}slowest models: " + ", ".join(f"{m} {s:.2f}s" for m, s in report[key][:3]))
     return "\n".join(lines)

@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("dbt", help="run dbt against the warehouse: kam dbt build --select staging")
-    p.add_argument("--date", type=_date, help="as-of date passed as the as_of_date var")
+    p.add_argument("--date", type=_date, help="as-of date (the as_of_date() macro; default: var as_of_date)")
     p.add_argument("dbt_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_dbt)
 

@@ -12,10 +12,12 @@ its earlier batch loaded; a failed file leaves nothing behind but a `failed` bat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,9 @@ from kam.warehouse import BATCH_SETTING, connect
 log = logging.getLogger("kam.loading")
 LOADABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".parquet"}
 PROGRESS_EVERY_BYTES = 64 << 20
+# COPY is bound by the server's CPU parsing rows, one core per connection; two keep a 2-core
+# machine busy without starving dbt or Airflow running beside.
+LOAD_CONNECTIONS = 2
 QUARANTINED_VALUE_CHARS = 200
 
 
@@ -401,6 +406,39 @@ class _NotClean(Exception):
     """The fast path found a row the contract refuses; the landing path takes over."""
 
 
+@contextlib.contextmanager
+def _indexes_built_after(conn: psycopg.Connection, table: sql.Identifier) -> Iterator[None]:
+    """For a bulk load into an empty table: its keys and indexes are dropped before and built
+    after, one sort each instead of a B-tree insert per row (about 40 % of a first load), and
+    the table is analyzed for the build that reads it next. A repeated key fails the rebuild;
+    the caller's transaction then puts everything back."""
+    name = table.as_string(conn)
+    constraints = conn.execute(
+        "select conname, pg_get_constraintdef(oid) from pg_constraint"
+        " where conrelid = %s::regclass and contype in ('p', 'u')",
+        (name,),
+    ).fetchall()
+    indexes = conn.execute(
+        "select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index"
+        " where indrelid = %s::regclass and indexrelid not in (select conindid from pg_constraint)",
+        (name,),
+    ).fetchall()
+    for constraint, _ in constraints:
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(table, sql.Identifier(constraint)))
+    for index, _ in indexes:
+        conn.execute(sql.SQL("drop index {}").format(sql.SQL(index)))
+    yield
+    for constraint, definition in constraints:
+        conn.execute(
+            sql.SQL("alter table {} add constraint {} {}").format(
+                table, sql.Identifier(constraint), sql.SQL(definition)
+            )
+        )
+    for _, definition in indexes:
+        conn.execute(sql.SQL(definition))
+    conn.execute(sql.SQL("analyze {}").format(table))
+
+
 def copy_straight_into_raw(
     conn: psycopg.Connection,
     stream: TabularStream,
@@ -429,15 +467,17 @@ def copy_straight_into_raw(
         with conn.transaction():
             conn.execute("select set_config(%s, %s, true)", (BATCH_SETTING, str(batch_id)))
             conn.execute("set local datestyle = 'ISO, YMD'")
-            copied = _copy(conn, raw, [sql.Identifier(c) for c in header], stream, progress)
-            broken = conn.execute(
-                sql.SQL("select count(*) from {} where _batch_id = %s and ({})").format(
-                    raw, sql.SQL(" or ").join(sql.SQL("coalesce({}, false)").format(p) for p in problems)
-                ),
-                (batch_id,),
-            ).fetchone()[0]
-            if broken:
-                raise _NotClean
+            empty = conn.execute(sql.SQL("select not exists (select from {})").format(raw)).fetchone()[0]
+            with _indexes_built_after(conn, raw) if empty else contextlib.nullcontext():
+                copied = _copy(conn, raw, [sql.Identifier(c) for c in header], stream, progress)
+                broken = conn.execute(
+                    sql.SQL("select count(*) from {} where _batch_id = %s and ({})").format(
+                        raw, sql.SQL(" or ").join(sql.SQL("coalesce({}, false)").format(p) for p in problems)
+                    ),
+                    (batch_id,),
+                ).fetchone()[0]
+                if broken:
+                    raise _NotClean
     except (_NotClean, psycopg.errors.DataError, psycopg.errors.IntegrityError):
         return None
     return copied
@@ -565,8 +605,31 @@ def _finish_loaded(
     )
 
 
+@dataclass(frozen=True)
+class _PlannedFile:
+    number: int
+    path: Path
+    mapping: Mapping
+
+
+def _groups_by_table(planned: list[_PlannedFile]) -> list[list[_PlannedFile]]:
+    """Files that share a raw table, in their given order (a later file's rows update an
+    earlier file's keys); groups share no table, so they load side by side. Largest first,
+    which keeps the connections evenly busy."""
+    groups: list[tuple[set[str], list[_PlannedFile]]] = []
+    for item in planned:
+        tables, members = set(item.mapping.table_names), [item]
+        for group in [g for g in groups if g[0] & tables]:
+            groups.remove(group)
+            tables |= group[0]
+            members = group[1] + members
+        groups.append((tables, sorted(members, key=lambda m: m.number)))
+    return sorted((g[1] for g in groups), key=lambda g: -sum(m.path.stat().st_size for m in g))
+
+
 class Loader:
-    """Loads files into one warehouse, reporting progress through `progress`."""
+    """Loads files into one warehouse, reporting progress through `progress`: files of
+    different raw tables on LOAD_CONNECTIONS connections at once, those of one table in order."""
 
     def __init__(self, url: str, progress: Callable[[str], None] = log.info):
         self.url = url
@@ -575,7 +638,6 @@ class Loader:
     def load_paths(
         self, paths: Iterable[Path], mapping: Mapping | None = None, table: Table | None = None
     ) -> list[BatchResult]:
-        results = []
         try:
             files = expand_paths(paths)
         except FileRefused as exc:
@@ -588,19 +650,28 @@ class Loader:
                 )
             ]
         self.progress(f"loading {len(files)} file(s)")
+        results: dict[int, BatchResult] = {}
+        planned: list[_PlannedFile] = []
         for number, path in enumerate(files, start=1):
             try:
-                chosen = mapping or contract_layout(table or infer_table(path))
+                planned.append(
+                    _PlannedFile(number, path, mapping or contract_layout(table or infer_table(path)))
+                )
             except FileRefused as exc:
-                results.append(
-                    BatchResult(file=str(path), mapping="contract", status="failed", message=str(exc))
+                results[number] = BatchResult(
+                    file=str(path), mapping="contract", status="failed", message=str(exc)
                 )
                 self.progress(f"[{number}/{len(files)}] FAILED {exc}")
-                continue
-            result = self.load_file(path, chosen)
-            results.append(result)
-            self.progress(f"[{number}/{len(files)}] {describe(result)}")
-        return results
+
+        def load_in_order(group: list[_PlannedFile]) -> None:
+            for item in group:
+                results[item.number] = self.load_file(item.path, item.mapping)
+                self.progress(f"[{item.number}/{len(files)}] {describe(results[item.number])}")
+
+        with ThreadPoolExecutor(max_workers=LOAD_CONNECTIONS, thread_name_prefix="load") as pool:
+            for future in [pool.submit(load_in_order, group) for group in _groups_by_table(planned)]:
+                future.result()
+        return [results[number] for number in sorted(results)]
 
     def load_file(self, path: Path, mapping: Mapping) -> BatchResult:
         started = time.monotonic()

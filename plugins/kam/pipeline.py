@@ -76,6 +76,12 @@ def _batch_summary(results: list[BatchResult], what: str) -> dict:
     return summary
 
 
+def load_counts(summary: dict) -> dict:
+    """A load summary without its per-batch detail: what a task hands on through XCom (every
+    batch is in audit.batches)."""
+    return {key: value for key, value in summary.items() if key != "batches"}
+
+
 def combine_summaries(*summaries: dict) -> dict:
     """One summary of a run's loads: the database extracts and the files."""
     combined: dict = {}
@@ -258,6 +264,9 @@ def release_transform_lease(url: str, run_id: str) -> None:
 # them (its suites are generated from the same declarations), so the build does not scan raw
 # for them again. `kam dbt test --select "source:*"` runs them by hand.
 RAW_GATE_COVERS = ("source:*",)
+# dbt unit tests check the SQL against fixed inputs, so they belong to CI, not to every daily
+# build (dbt's own advice); `make test` runs them (tests/test_transform.py).
+NOT_IN_PRODUCTION_BUILDS = ("--exclude-resource-type", "unit_test")
 
 
 def build_marts(
@@ -272,7 +281,11 @@ def build_marts(
     if run_id:
         acquire_transform_lease(url, run_id, as_of_date, progress=progress)
     result = transform.run_dbt(
-        ["build", "--exclude", *RAW_GATE_COVERS], url, settings, as_of_date=as_of_date, progress=progress
+        ["build", "--exclude", *RAW_GATE_COVERS, *NOT_IN_PRODUCTION_BUILDS],
+        url,
+        settings,
+        as_of_date=as_of_date,
+        progress=progress,
     )
     if not result.ok:
         if run_id:

@@ -42,6 +42,15 @@ SHAPE_EXPECTATIONS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a gate validates of one table: the whole table, or (new_rows_only) its shape on
+    the whole table and its values only on the rows of the batches no gate has passed yet."""
+
+    batch_ids: tuple[int, ...] = ()  # the raw batches under validation, recorded with the results
+    new_rows_only: bool = False
+
+
 @dataclass
 class Failure:
     table: str
@@ -63,12 +72,15 @@ class GateResult:
     tables: list[str] = field(default_factory=list)
     data_docs: str | None = None
     batch_ids: list[int] = field(default_factory=list)  # the raw batches whose values were checked
+    skipped: str | None = None  # why GX did not run at all
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
     def summary(self) -> str:
+        if self.skipped:
+            return f"{self.gate} gate: {self.skipped}"
         return (
             f"{self.gate} gate: {self.expectations} expectations on {len(self.tables)} tables, "
             f"{len(self.failures)} failed"
@@ -212,9 +224,14 @@ def _context(settings: Settings, url: str):
     os.environ[GX_URL_VARIABLE] = url
     context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_or_update_sql(
-        name="warehouse", connection_string="${" + GX_URL_VARIABLE + "}"
-    )
+    # The datasource names the URL variable, never the URL, so it is created once and kept:
+    # re-creating it would rewrite the project's YAML and drop the assets stored definitions use.
+    try:
+        source = context.data_sources.get("warehouse")
+    except KeyError:
+        source = context.data_sources.add_sql(
+            name="warehouse", connection_string="${" + GX_URL_VARIABLE + "}"
+        )
     return context, source
 
 
@@ -264,60 +281,61 @@ def run_gate(
     url: str,
     gate: str,
     schema: str,
-    tables: list[str],
+    scopes: dict[str, Scope],
     as_of: date,
     run_id: str,
     parameters: dict,
-    batch_ids: dict[str, list[int]] | None = None,
     dbt_invocation_id: str | None = None,
     progress: Callable[[str], None] = log.info,
-    unchecked_tables: frozenset[str] = frozenset(),
 ) -> GateResult:
-    """Validate each table with its suite in one GX checkpoint, store every result, build data docs.
+    """Validate each table in `scopes` with its suite in one GX checkpoint, store every
+    result, build data docs.
 
-    With `batch_ids` (the raw gate), a table's shape (columns, types, row count) is checked on
-    the whole table and its values only on the rows of those batches: rows already in the
-    table passed an earlier gate and have not changed since (a changed row belongs to the
-    batch that changed it). A table none of whose rows has passed a gate (`unchecked_tables`:
-    the first load) is checked whole, which is faster than through a query."""
+    A new_rows_only scope (the raw gate, after a table's first load) checks the shape
+    (columns, types, row count) on the whole table and the values only on the rows of the
+    batches not yet validated: rows already in the table passed an earlier gate and have not
+    changed since (a changed row belongs to the batch that changed it). A first load is
+    checked whole, which is faster than through a query."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     context, source = _context(settings, url)
     definitions = []
     suite_tables: dict[str, str] = {}
-    for table in tables:
+    for table, scope in scopes.items():
         expectations = read_suite(suite_path(settings, gate, table), build_schema=schema)["expectations"]
-        parts = [(f"{gate}.{table}", _batch_definition(source, schema, table), expectations)]
-        if batch_ids is not None:
-            # Every run creates both assets: stored definitions of earlier runs refer to them.
-            rows = _batch_definition(source, schema, table, unvalidated_rows=True)
-        if batch_ids is not None and table not in unchecked_tables:
-            shape = [e for e in expectations if e["type"] in SHAPE_EXPECTATIONS]
-            values = [e for e in expectations if e["type"] not in SHAPE_EXPECTATIONS]
-            parts = [(f"{gate}.{table}", parts[0][1], shape)]
-            if batch_ids.get(table):
-                parts.append((f"{gate}.{table}.rows", rows, values))
+        whole_table = _batch_definition(source, schema, table)
+        parts = [(f"{gate}.{table}", whole_table, expectations)]
+        if scope.new_rows_only:
+            parts = [
+                (
+                    f"{gate}.{table}",
+                    whole_table,
+                    [e for e in expectations if e["type"] in SHAPE_EXPECTATIONS],
+                ),
+                (
+                    f"{gate}.{table}.rows",
+                    _batch_definition(source, schema, table, unvalidated_rows=True),
+                    [e for e in expectations if e["type"] not in SHAPE_EXPECTATIONS],
+                ),
+            ]
         for suite_name, batch, chosen in parts:
             suite_tables[suite_name] = table
             definitions.append(_validation(context, batch, suite_name, chosen))
+    # No UpdateDataDocsAction: it rebuilds the docs index once per table; they are built once below.
     checkpoint = context.checkpoints.add_or_update(
         gx.Checkpoint(
             name=f"{gate}_gate",
             validation_definitions=definitions,
-            actions=[UpdateDataDocsAction(name="data_docs")],
             result_format={"result_format": "SUMMARY"},
         )
     )
-    rows_under_validation = (
-        ""
-        if batch_ids is None
-        else f" (values: the rows of {sum(map(len, batch_ids.values()))} batch(es) not yet validated)"
-    )
-    progress(f"{gate} gate: validating {len(tables)} tables in {schema}{rows_under_validation}")
+    batches = len({b for scope in scopes.values() for b in scope.batch_ids})
+    under_validation = f" (the rows of {batches} batch(es) not yet validated)" if batches else ""
+    progress(f"{gate} gate: validating {len(scopes)} tables in {schema}{under_validation}")
     outcome = checkpoint.run(expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_id))
-    result = GateResult(gate=gate, tables=list(tables))
+    result = GateResult(gate=gate, tables=list(scopes))
     records = []
     for validation in outcome.run_results.values():
         table = suite_tables[validation.suite_name]
@@ -352,7 +370,7 @@ def run_gate(
                     failure.observed,
                     details.get("unexpected_count"),
                     failure.sample,
-                    (batch_ids or {}).get(table),
+                    list(scopes[table].batch_ids) or None,
                     dbt_invocation_id,
                 )
             )
@@ -363,6 +381,12 @@ def run_gate(
             " dbt_invocation_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             records,
         )
+    context.build_data_docs(
+        resource_identifiers=[
+            *outcome.run_results,
+            *map(ExpectationSuiteIdentifier, sorted({v.suite_name for v in outcome.run_results.values()})),
+        ]
+    )
     docs = context.get_docs_sites_urls()
     result.data_docs = docs[0]["site_url"] if docs else None
     progress(result.summary() + (f"; data docs: {result.data_docs}" if result.data_docs else ""))
@@ -398,35 +422,40 @@ def validate_raw(
     run_date: date,
     progress: Callable[[str], None] = log.info,
 ) -> GateResult:
-    """The raw gate: every table's shape, and the values of the batches no gate has passed
-    yet (result.batch_ids; the caller marks them passed when the gate is ok)."""
-    parameters = raw_gate_parameters(settings, url, run_date)
+    """The raw gate on the tables that have batches no gate has passed yet (result.batch_ids;
+    the caller marks them passed when the gate is ok). A table without one is as the last
+    passing gate left it, so it is not validated again; with none, GX does not run."""
     with connect(url) as conn:
-        tables = conn.execute(f"""
+        pending = conn.execute(f"""
             select
                 target.table_name,
                 array_agg(b.batch_id order by b.batch_id) filter (where b.batch_id in ({UNVALIDATED_BATCHES})),
                 bool_or(b.status = 'loaded' and b.raw_gate_run_id is not null) as has_checked_rows
             from audit.batches b, unnest(b.target_tables) as target(table_name)
             group by target.table_name""").fetchall()  # noqa: S608 - a constant
-    batch_ids = {table: batches for table, batches, _ in tables if batches}
-    unchecked = frozenset(
-        table for table, batches, has_checked_rows in tables if batches and not has_checked_rows
-    )
+    scopes = {
+        table: Scope(tuple(batches), new_rows_only=has_checked_rows)
+        for table, batches, has_checked_rows in sorted(pending)
+        if batches and table in load_contract()
+    }
+    if not scopes:
+        result = GateResult(
+            gate="raw", skipped="no batch is waiting for validation; raw is as the last gate left it"
+        )
+        progress(result.summary())
+        return result
     result = run_gate(
         settings,
         url,
         "raw",
         RAW_SCHEMA,
-        sorted(load_contract()),
+        scopes,
         as_of,
         run_id,
-        parameters,
-        batch_ids=batch_ids,
+        raw_gate_parameters(settings, url, run_date),
         progress=progress,
-        unchecked_tables=unchecked,
     )
-    result.batch_ids = sorted({b for batches in batch_ids.values() for b in batches})
+    result.batch_ids = sorted({b for scope in scopes.values() for b in scope.batch_ids})
     return result
 
 
@@ -448,7 +477,7 @@ def validate_marts(
         url,
         "marts",
         build_schema,
-        mart_suites(settings),
+        dict.fromkeys(mart_suites(settings), Scope()),
         as_of,
         run_id,
         {"as_of_date": as_of.isoformat()},

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from kam.settings import Settings
 
 MARTS_BUILD_SCHEMA = "marts_build"
+AS_OF_DATE_VARIABLE = "KAM_AS_OF_DATE"  # read by the as_of_date() macro
 
 
 @dataclass
@@ -93,18 +94,14 @@ def run_dbt(
 ) -> DbtResult:
     """Run a dbt command, streaming its output through `progress`."""
     dbt = Path(sys.executable).parent / "dbt"
-    command = [str(dbt), *args]
-    if (
-        as_of_date is not None
-        and args
-        and args[0] in ("build", "run", "test", "seed", "snapshot", "compile", "show")
-    ):
-        command += ["--vars", json.dumps({"as_of_date": as_of_date.isoformat()})]
+    env = dbt_env(url, settings)
+    if as_of_date is not None:
+        env[AS_OF_DATE_VARIABLE] = as_of_date.isoformat()
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     with subprocess.Popen(
-        command,
+        [str(dbt), *args],
         cwd=settings.dbt_project_dir,
-        env=dbt_env(url, settings),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

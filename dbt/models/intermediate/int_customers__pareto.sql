@@ -40,10 +40,12 @@ ranked as (
         net_revenue_12m,
         rank() over (order by net_revenue_12m desc) as revenue_rank,
         net_revenue_12m / nullif(sum(net_revenue_12m) over (), 0) as revenue_share,
-        coalesce(sum(net_revenue_12m) over (
-            order by net_revenue_12m desc
-            range between unbounded preceding and current row exclude group
-        ), 0) / nullif(sum(net_revenue_12m) over (), 0) as cumulative_share_before
+        -- everything ranked above: the running total through the tied group, less that group
+        -- (a frame with EXCLUDE GROUP is re-summed for every row, quadratic in accounts)
+        (
+            sum(net_revenue_12m) over (order by net_revenue_12m desc range between unbounded preceding and current row)
+            - sum(net_revenue_12m) over (partition by net_revenue_12m)
+        ) / nullif(sum(net_revenue_12m) over (), 0) as cumulative_share_before
     from account_revenue
 
 ),

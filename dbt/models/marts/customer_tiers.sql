@@ -142,13 +142,13 @@ previous as (
 
 evaluated as (
 
-    -- the formal evaluation points of the cadence seed: key accounts every N months,
-    -- everyone else every M months, counted from the start of the year
+    -- published runs on the first day of a month: the candidates for formal evaluation points
     select
         customer_id,
         as_of_date as last_evaluated_date,
         tier as evaluated_tier
     from published_history
+    where as_of_date <= {{ as_of_date() }} and extract(day from as_of_date) = 1
 
 ),
 
@@ -169,6 +169,8 @@ assessed as (
         round(pareto.cumulative_share, 6) as cumulative_share,
         pareto.tier,
         pareto.tier = 'A' as is_key_account,
+        case when pareto.tier = 'A' then {{ policy('tier_review_months_key_account') }}
+            else {{ policy('tier_review_months_other') }} end as review_months,
         scored.value_score,
         {%- for factor in value_factors %}
         round(scored.{{ factor }}_percentile, 4) as {{ factor }}_percentile,
@@ -203,6 +205,21 @@ assessed as (
     left join sell_through on customers.customer_id = sell_through.customer_id
     left join last_visits on customers.customer_id = last_visits.customer_id
     left join previous on customers.customer_id = previous.customer_id
+
+),
+
+latest_evaluations as (
+
+    -- the latest formal evaluation point of each customer's cadence (key accounts every N
+    -- months, everyone else every M, counted from the start of the year) that was published
+    select distinct on (assessed.customer_id)
+        assessed.customer_id,
+        evaluated.last_evaluated_date,
+        evaluated.evaluated_tier
+    from assessed
+    inner join evaluated on assessed.customer_id = evaluated.customer_id
+    where (extract(month from evaluated.last_evaluated_date) - 1) % assessed.review_months = 0
+    order by assessed.customer_id, evaluated.last_evaluated_date desc
 
 ),
 
@@ -270,30 +287,16 @@ final as (
         assessed.is_key_account_not_visited,
         assessed.last_visit_date,
         assessed.last_invoice_date,
-        evaluation.last_evaluated_date,
-        evaluation.evaluated_tier,
+        latest_evaluations.last_evaluated_date,
+        latest_evaluations.evaluated_tier,
         (
             cast(date_trunc('year', {{ as_of_date() }}) as date)
             + make_interval(months => cast(
-                (floor(extract(month from {{ as_of_date() }} - interval '1 day') / review.months) + 1) * review.months
-                as integer))
+                (floor(extract(month from {{ as_of_date() }} - interval '1 day') / assessed.review_months) + 1)
+                * assessed.review_months as integer))
         )::date as next_evaluation_date
     from assessed
-    cross join lateral (
-        select case when assessed.is_key_account then {{ policy('tier_review_months_key_account') }}
-            else {{ policy('tier_review_months_other') }} end as months
-    ) as review
-    left join lateral (
-        -- the latest formal evaluation point of the customer's cadence that was published
-        select evaluated.last_evaluated_date, evaluated.evaluated_tier
-        from evaluated
-        where evaluated.customer_id = assessed.customer_id
-            and evaluated.last_evaluated_date <= {{ as_of_date() }}
-            and (extract(month from evaluated.last_evaluated_date) - 1) % review.months = 0
-            and extract(day from evaluated.last_evaluated_date) = 1
-        order by evaluated.last_evaluated_date desc
-        limit 1
-    ) as evaluation on true
+    left join latest_evaluations on assessed.customer_id = latest_evaluations.customer_id
 
 )
 
