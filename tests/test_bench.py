@@ -35,3 +35,7 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
     assert stages["load"]["rows"] == stages["reference: psql \\copy"]["rows"] > 0
     assert len(report["ratios"]) == 6 and all(value is not None for value in report["ratios"].values())
     assert report["slowest_models"] and "load throughput" in result.stdout
+    # the mail catcher runs in its own process, as a mail server does, and received every message
+    next_day = {s["name"]: s for s in report["next_day_stages"]}
+    delivered = list((tmp_path / "home" / "bench").glob("*/scale-0.04/outbox/*.eml"))
+    assert len(delivered) == stages["alerts"]["rows"] + next_day["alerts"]["rows"] > 0

@@ -151,7 +151,7 @@ def _bare_pipeline(
     measure.timed(
         "publish", lambda: pipeline.publish_marts(url, day, run_id, build["invocation_id"]) and None
     )
-    with MailCatcher(settings.outbox_dir) as catcher:
+    with MailCatcher(settings.outbox_dir, own_process=True) as catcher:
         from kam.alerts import Smtp
 
         measure.timed(

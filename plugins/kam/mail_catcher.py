@@ -4,12 +4,16 @@ receives as an .eml file under KAM_HOME/outbox, so the demo exercises the real s
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import socket
 import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
 from kam.embedded_server import free_port
+
+READY_SECONDS = 30
 
 
 class _OutboxHandler:
@@ -24,21 +28,66 @@ class _OutboxHandler:
         return "250 Message accepted for delivery"
 
 
-class MailCatcher:
-    """`with MailCatcher(outbox) as smtp:` serves smtp.port until the block ends."""
+def _controller(outbox: Path, port: int) -> Controller:
+    return Controller(_OutboxHandler(outbox), hostname="127.0.0.1", port=port)
 
-    def __init__(self, outbox: Path, port: int | None = None):
+
+def _serve_until(outbox: Path, port: int, stop) -> None:
+    controller = _controller(outbox, port)
+    controller.start()
+    stop.wait()
+    controller.stop()
+
+
+class MailCatcher:
+    """`with MailCatcher(outbox) as smtp:` serves smtp.port until the block ends.
+
+    With own_process, the server runs in a child process, as a real mail server does: the
+    sender's process then does only the sender's work (what `kam bench` measures)."""
+
+    def __init__(self, outbox: Path, port: int | None = None, own_process: bool = False):
         self.outbox = outbox
         self.port = port or free_port()
-        self.controller = Controller(_OutboxHandler(outbox), hostname="127.0.0.1", port=self.port)
+        self.own_process = own_process
+        self.controller: Controller | None = None
+        self.process = None
+        self.stop = None
 
     @property
     def connection_uri(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
     def __enter__(self) -> MailCatcher:
-        self.controller.start()
+        if not self.own_process:
+            self.controller = _controller(self.outbox, self.port)
+            self.controller.start()
+            return self
+        spawn = multiprocessing.get_context("spawn")  # nothing of the parent's connections
+        self.stop = spawn.Event()
+        self.process = spawn.Process(
+            target=_serve_until, args=(self.outbox, self.port, self.stop), name="kam-mail-catcher"
+        )
+        self.process.start()
+        deadline = time.monotonic() + READY_SECONDS
+        while not _accepts(self.port):
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"the mail catcher did not start on 127.0.0.1:{self.port}")
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+        if self.process is not None:
+            self.stop.set()
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join()
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0

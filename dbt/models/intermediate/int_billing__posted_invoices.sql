@@ -1,4 +1,7 @@
 -- The invoices that count: posted (not cancelled) and issued by the as-of date.
+-- A view: a filter on one table, which every reader can push into its own scan; as a table
+-- it copied every invoice on every run.
+{{ config(materialized='view') }}
 
 with
 
