@@ -83,8 +83,10 @@ class AlertMessage:
         email["Subject"] = self.subject
         email["Date"] = formatdate(localtime=False)
         email["Message-ID"] = self.message_id
-        email.set_content(self.text)
-        email.add_alternative(self.html, subtype="html")
+        # base64, not the quoted-printable Python picks for long non-ASCII lines: that is
+        # encoded in pure Python and cost more than everything else about a long list
+        email.set_content(self.text, cte="base64")
+        email.add_alternative(self.html, subtype="html", cte="base64")
         for name, payload, mime in self.attachments:
             maintype, subtype = mime.split("/", 1)
             email.add_attachment(payload, maintype=maintype, subtype=subtype, filename=name)
@@ -98,8 +100,12 @@ def single_line(value: object, limit: int = CELL_CHARS) -> str:
     """Text fit for one table cell or a subject: no line breaks, bounded length."""
     if value is None:
         return ""
-    # Only text can carry line breaks; numbers and dates are already one line.
-    text = LINE_BREAKS_AND_CONTROLS.sub(" ", value).strip() if isinstance(value, str) else str(value)
+    if not isinstance(value, str):
+        text = str(value)  # numbers and dates are one line already
+    elif value.isprintable():
+        text = value.strip()  # no line breaks or controls: skip the substitution
+    else:
+        text = LINE_BREAKS_AND_CONTROLS.sub(" ", value).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
