@@ -4,12 +4,16 @@ gate that leaves the published marts readable and unchanged."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
+import time
 from datetime import date
 
 import psycopg
 import pytest
 
+from kam import quality
 from kam.contract import load_contract
 from kam.loading import Loader
 from kam.pipeline import StepFailed, build_marts, publish_marts, validate_marts, validate_raw
@@ -198,3 +202,32 @@ def test_the_raw_gate_checks_each_batch_once_and_a_rejected_one_until_it_is_fixe
     ]
     with psycopg.connect(url) as conn:  # put the module's warehouse back for the other tests
         conn.execute("delete from raw.invoices where invoice_id = 'LATE-1'")
+
+
+def test_gx_keeps_a_month_of_its_result_files_and_audit_keeps_every_result(published):
+    url, settings = published
+    gx_root = settings.home / "gx" / "gx"
+    results = gx_root / "uncommitted" / "validations" / "marts" / "ar_aging"
+    pages = gx_root / "uncommitted" / "data_docs" / "local_site" / "validations" / "marts" / "ar_aging"
+    two_months_ago = time.time() - 60 * 86400
+    planted = []
+    for folder in (results, pages):  # a result and its page as a deployment running since spring has them
+        run = next(p for p in folder.iterdir() if p.is_dir())
+        old = folder / "run-in-spring"
+        shutil.copytree(run, old)
+        for path in old.rglob("*"):
+            os.utime(path, (two_months_ago, two_months_ago))
+        planted.append(old)
+
+    quality.validate_marts(settings, url, "marts", AS_OF, "run-today", None, progress=lambda m: None)
+
+    assert not any(p.exists() for p in planted)
+    assert (results / "run-today").is_dir() and (pages / "run-today").is_dir()
+    index = (gx_root / "uncommitted" / "data_docs" / "local_site" / "index.html").read_text()
+    assert "run-today" in index and "run-in-spring" not in index
+    assert scalar(url, "select count(*) from audit.validation_results where run_id = 'run-1'") > 0
+    # the project no longer names a variables file (GX re-read it on every look-up) and its
+    # docs index lists only the latest results
+    project = (gx_root / "great_expectations.yml").read_text()
+    assert "config_variables_file_path:\n" in project
+    assert f"validation_results_limit: {quality.DATA_DOCS_INDEX_RESULTS}" in project

@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -25,6 +26,10 @@ from kam.settings import Settings
 from kam.warehouse import connect
 
 log = logging.getLogger("kam.quality")
+DATA_DOCS_INDEX_RESULTS = 500  # about a week of daily runs, every suite of both gates
+# GX's own files of each result (JSON and its data-docs page) are a working copy, kept this
+# long; audit.validation_results keeps every result. GX lists them all on every build.
+GX_RESULT_FILES_KEPT_DAYS = 14
 GX_URL_VARIABLE = "KAM_GX_WAREHOUSE_URL"  # GX reads the URL from here: no password in its config files
 BUILD_SCHEMA_PLACEHOLDER = "{build_schema}"
 EVENT_DATE_EXCLUSIONS = {"due_date", "valid_to", "valid_from"}  # dates that are legitimately in the future
@@ -217,12 +222,54 @@ def read_suite(path: Path, build_schema: str | None = None) -> dict:
 # -- running ---------------------------------------------------------------------------------
 
 
+def prune_result_files(gx_root: Path, older_than: float) -> int:
+    """Remove GX's result files (and their data-docs pages) last written before `older_than`
+    (a Unix time), and the folders they leave empty; returns how many files went. Every data
+    docs build lists all of them, so without this each gate grows slower with history."""
+    removed = 0
+    site = gx_root / "uncommitted" / "data_docs" / "local_site"  # the project's one docs site
+    for results in (gx_root / "uncommitted" / "validations", site / "validations"):
+        for path in [p for p in results.rglob("*") if p.is_file() and p.stat().st_mtime < older_than]:
+            path.unlink()
+            removed += 1
+        for directory in sorted((p for p in results.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(directory.iterdir()):
+                directory.rmdir()
+    return removed
+
+
+def _keeps_gates_fast(variables) -> bool:
+    """Settle two defaults of GX's file project that make every gate slower as history grows;
+    True when something changed (the caller saves and reopens the project)."""
+    changed = False
+    if variables.config_variables_file_path:
+        # The project's one variable, the URL, comes from the environment. A variables file
+        # named in the project makes GX re-read and parse it on every store look-up: hundreds
+        # of times a gate, about 15 % of the marts gate.
+        variables.config_variables_file_path = None
+        changed = True
+    sites = variables.data_docs_sites  # a copy: assigned back below
+    for site in sites.values():
+        # The docs index loads every stored validation result on every build (about 1.3 ms
+        # each: a year of daily runs would add ~20 s to each gate). It lists the latest ones;
+        # audit.validation_results keeps them all.
+        index = site.setdefault("site_index_builder", {"class_name": "DefaultSiteIndexBuilder"})
+        if index.get("validation_results_limit") != DATA_DOCS_INDEX_RESULTS:
+            index["validation_results_limit"] = DATA_DOCS_INDEX_RESULTS
+            variables.data_docs_sites = sites
+            changed = True
+    return changed
+
+
 def _context(settings: Settings, url: str):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     os.environ[GX_URL_VARIABLE] = url
     context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
+    if _keeps_gates_fast(context.variables):
+        context.variables.save()
+        context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     # The datasource names the URL variable, never the URL, so it is created once and kept:
     # re-creating it would rewrite the project's YAML and drop the assets stored definitions use.
@@ -381,6 +428,7 @@ def run_gate(
             " dbt_invocation_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             records,
         )
+    prune_result_files(Path(context.root_directory), time.time() - GX_RESULT_FILES_KEPT_DAYS * 86400)
     context.build_data_docs(
         resource_identifiers=[
             *outcome.run_results,
