@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import smtplib
 from datetime import date
 
 import psycopg
@@ -13,6 +14,7 @@ from aiosmtpd.controller import Controller
 
 from kam.alerts import Smtp, deliver, finance_summary_message, overdue_messages
 from kam.embedded_server import free_port
+from kam.mail_catcher import MailCatcher
 from kam.pipeline import StepFailed, send_alerts
 from kam.settings import Recipients
 from tests.conftest import make_settings, rows, scalar
@@ -194,3 +196,15 @@ def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothi
 
     second = send_alerts(warehouse, settings, AS_OF, smtp, progress=lambda m: None)
     assert second["sent"] == 0 and len(inbox.messages) == first["sent"]
+
+
+def test_the_mail_catcher_in_its_own_process_delivers_and_stops(tmp_path):
+    with MailCatcher(tmp_path / "outbox", own_process=True) as catcher:
+        with smtplib.SMTP("127.0.0.1", catcher.port, timeout=10) as client:
+            client.sendmail("kam@example.com", ["ann@example.com"], b"Subject: hello\r\n\r\nbody\r\n")
+        process = catcher.process
+    (received,) = (tmp_path / "outbox").glob("*.eml")
+    assert b"Subject: hello" in received.read_bytes()
+    assert process.returncode is not None  # stopped with the block
+    with pytest.raises(OSError):
+        smtplib.SMTP("127.0.0.1", catcher.port, timeout=2)

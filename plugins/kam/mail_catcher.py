@@ -4,8 +4,11 @@ receives as an .eml file under KAM_HOME/outbox, so the demo exercises the real s
 from __future__ import annotations
 
 import itertools
-import multiprocessing
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,11 +35,18 @@ def _controller(outbox: Path, port: int) -> Controller:
     return Controller(_OutboxHandler(outbox), hostname="127.0.0.1", port=port)
 
 
-def _serve_until(outbox: Path, port: int, stop) -> None:
+def serve(outbox: Path, port: int) -> None:
+    """Serve until SIGTERM or Ctrl-C: `python -m kam.mail_catcher OUTBOX PORT`."""
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     controller = _controller(outbox, port)
     controller.start()
-    stop.wait()
-    controller.stop()
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
 
 
 class MailCatcher:
@@ -50,8 +60,7 @@ class MailCatcher:
         self.port = port or free_port()
         self.own_process = own_process
         self.controller: Controller | None = None
-        self.process = None
-        self.stop = None
+        self.process: subprocess.Popen | None = None
 
     @property
     def connection_uri(self) -> str:
@@ -62,15 +71,12 @@ class MailCatcher:
             self.controller = _controller(self.outbox, self.port)
             self.controller.start()
             return self
-        spawn = multiprocessing.get_context("spawn")  # nothing of the parent's connections
-        self.stop = spawn.Event()
-        self.process = spawn.Process(
-            target=_serve_until, args=(self.outbox, self.port, self.stop), name="kam-mail-catcher"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kam.mail_catcher", str(self.outbox), str(self.port)]
         )
-        self.process.start()
         deadline = time.monotonic() + READY_SECONDS
         while not _accepts(self.port):
-            if not self.process.is_alive() or time.monotonic() > deadline:
+            if self.process.poll() is not None or time.monotonic() > deadline:
                 self.__exit__()
                 raise RuntimeError(f"the mail catcher did not start on 127.0.0.1:{self.port}")
             time.sleep(0.05)
@@ -80,14 +86,19 @@ class MailCatcher:
         if self.controller is not None:
             self.controller.stop()
         if self.process is not None:
-            self.stop.set()
-            self.process.join(10)
-            if self.process.is_alive():
-                self.process.terminate()
-                self.process.join()
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def _accepts(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), int(sys.argv[2]))
