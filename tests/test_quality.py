@@ -219,9 +219,11 @@ def test_gx_keeps_a_month_of_its_result_files_and_audit_keeps_every_result(publi
             os.utime(path, (two_months_ago, two_months_ago))
         planted.append(old)
 
-    quality.validate_marts(settings, url, "marts", AS_OF, "run-today", None, progress=lambda m: None)
+    said: list[str] = []
+    quality.validate_marts(settings, url, "marts", AS_OF, "run-today", None, progress=said.append)
 
     assert not any(p.exists() for p in planted)
+    assert any("removed 2 GX result files older than 14 days" in line for line in said), said
     assert (results / "run-today").is_dir() and (pages / "run-today").is_dir()
     index = (gx_root / "uncommitted" / "data_docs" / "local_site" / "index.html").read_text()
     assert "run-today" in index and "run-in-spring" not in index

@@ -239,8 +239,8 @@ def prune_result_files(gx_root: Path, older_than: float) -> int:
 
 
 def _keeps_gates_fast(variables) -> bool:
-    """Settle two defaults of GX's file project that make every gate slower as history grows;
-    True when something changed (the caller saves and reopens the project)."""
+    """Settle two defaults of GX's file project that slow every gate down, one more with every
+    run kept; True when something changed (the caller saves and reopens the project)."""
     changed = False
     if variables.config_variables_file_path:
         # The project's one variable, the URL, comes from the environment. A variables file
@@ -428,7 +428,12 @@ def run_gate(
             " dbt_invocation_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             records,
         )
-    prune_result_files(Path(context.root_directory), time.time() - GX_RESULT_FILES_KEPT_DAYS * 86400)
+    pruned = prune_result_files(Path(context.root_directory), time.time() - GX_RESULT_FILES_KEPT_DAYS * 86400)
+    if pruned:
+        progress(
+            f"{gate} gate: removed {pruned} GX result files older than {GX_RESULT_FILES_KEPT_DAYS} days"
+            " (audit.validation_results keeps every result)"
+        )
     context.build_data_docs(
         resource_identifiers=[
             *outcome.run_results,
