@@ -1,4 +1,5 @@
-"""The dbt project itself: its unit tests, which the daily build leaves to CI."""
+"""The dbt tests the daily build leaves out: the unit tests (CI's) and the tests the raw gate
+has already answered; both must still pass when run."""
 
 from __future__ import annotations
 

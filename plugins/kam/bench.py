@@ -59,8 +59,7 @@ class Measurement:
     scale: float
     stages: list[Stage] = field(default_factory=list)
     models: dict[str, float] = field(default_factory=dict)
-    next_day: list[Stage] = field(default_factory=list)
-    next_day_models: dict[str, float] = field(default_factory=dict)
+    next_day: Measurement | None = None  # the following as-of date's run (full scale only)
 
     def timed(self, name: str, work: Callable[[], int | None]) -> Stage:
         started = time.monotonic()
@@ -191,7 +190,7 @@ def measure_scale(
     measure.stages.append(
         Stage("next day (bare)", next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb())
     )
-    measure.next_day, measure.next_day_models = next_day.stages, next_day.models
+    measure.next_day = next_day
     largest = max(load_contract(), key=lambda t: _count(url, t))
     scan = measure.timed("scan largest raw table", lambda: _scan(url, largest))
     copy = measure.timed("reference: psql \\copy", lambda: _raw_copy_reference(url, settings.landing_dir))
@@ -252,9 +251,9 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
     report = {
         "scale": scale,
         "stages": [asdict(s) | {"rows_per_second": s.rows_per_second} for s in full.stages],
-        "next_day_stages": [asdict(s) for s in full.next_day],
+        "next_day_stages": [asdict(s) for s in full.next_day.stages],
         "slowest_models": slowest(full.models),
-        "next_day_slowest_models": slowest(full.next_day_models),
+        "next_day_slowest_models": slowest(full.next_day.models),
         "ratios": {
             "load throughput / raw \\copy throughput (target >= 0.7)": ratio(
                 (load.rows or 0) / load.seconds, (copy.rows or 0) / copy.seconds

@@ -266,10 +266,11 @@ def _context(settings: Settings, url: str):
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     os.environ[GX_URL_VARIABLE] = url
-    context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
+    project = str(settings.home / "gx")
+    context = gx.get_context(mode="file", project_root_dir=project)
     if _keeps_gates_fast(context.variables):
         context.variables.save()
-        context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
+        context = gx.get_context(mode="file", project_root_dir=project)  # reopened as saved
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     # The datasource names the URL variable, never the URL, so it is created once and kept:
     # re-creating it would rewrite the project's YAML and drop the assets stored definitions use.
@@ -378,11 +379,14 @@ def run_gate(
             result_format={"result_format": "SUMMARY"},
         )
     )
-    batches = len({b for scope in scopes.values() for b in scope.batch_ids})
-    under_validation = f" (the rows of {batches} batch(es) not yet validated)" if batches else ""
+    result = GateResult(
+        gate=gate, tables=list(scopes), batch_ids=sorted({b for s in scopes.values() for b in s.batch_ids})
+    )
+    under_validation = (
+        f" (the rows of {len(result.batch_ids)} batch(es) not yet validated)" if result.batch_ids else ""
+    )
     progress(f"{gate} gate: validating {len(scopes)} tables in {schema}{under_validation}")
     outcome = checkpoint.run(expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_id))
-    result = GateResult(gate=gate, tables=list(scopes))
     records = []
     for validation in outcome.run_results.values():
         table = suite_tables[validation.suite_name]
@@ -497,7 +501,7 @@ def validate_raw(
         )
         progress(result.summary())
         return result
-    result = run_gate(
+    return run_gate(
         settings,
         url,
         "raw",
@@ -508,8 +512,6 @@ def validate_raw(
         raw_gate_parameters(settings, url, run_date),
         progress=progress,
     )
-    result.batch_ids = sorted({b for scope in scopes.values() for b in scope.batch_ids})
-    return result
 
 
 def mart_suites(settings: Settings) -> list[str]:
