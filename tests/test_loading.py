@@ -125,13 +125,29 @@ RAW_INVOICE_INDEXES = (
 )
 
 
+RAW_INVOICE_BATCH_DEFAULT = (
+    "select pg_get_expr(adbin, adrelid) from pg_attrdef join pg_attribute on attrelid = adrelid and attnum = adnum"
+    " where adrelid = 'raw.invoices'::regclass and attname = '_batch_id'"
+)
+
+
 def test_a_first_load_builds_the_keys_after_and_analyzes_the_table(tmp_path, warehouse):
     before = rows(warehouse, RAW_INVOICE_INDEXES)
+    batch_default = scalar(warehouse, RAW_INVOICE_BATCH_DEFAULT)
     path = write_invoices(tmp_path / "invoices.csv", [invoice(n) for n in range(1, 6)])
-    (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path])
+    loader = Loader(warehouse, progress=lambda m: None)
+    (result,) = loader.load_paths([path])
     assert (result.status, result.rows_loaded) == ("loaded", 5)
-    assert rows(warehouse, RAW_INVOICE_INDEXES) == before and len(before) == 2  # primary key and _batch_id
+    assert rows(warehouse, RAW_INVOICE_INDEXES) == before and len(before) == 2  # the key, BRIN on _batch_id
+    assert "current_setting" in batch_default
+    assert scalar(warehouse, RAW_INVOICE_BATCH_DEFAULT) == batch_default
     assert scalar(warehouse, "select reltuples from pg_class where oid = 'raw.invoices'::regclass") == 5
+    more = write_invoices(tmp_path / "more" / "invoices.csv", [invoice(6), invoice(7)])
+    (later,) = loader.load_paths([more])
+    assert rows(warehouse, "select _batch_id, count(*) from raw.invoices group by 1 order by 1") == [
+        (result.batch_id, 5),
+        (later.batch_id, 2),
+    ]
 
 
 def test_a_key_repeated_in_a_first_load_is_quarantined_and_the_keys_stay(tmp_path, warehouse):

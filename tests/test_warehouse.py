@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.conftest import run_kam
+from kam.warehouse import bootstrap, connect
+from tests.conftest import rows, run_kam
 
 
 def test_embedded_warehouse_lifecycle_under_its_own_kam_home(tmp_path, monkeypatch):
@@ -17,6 +18,7 @@ def test_embedded_warehouse_lifecycle_under_its_own_kam_home(tmp_path, monkeypat
         assert url.startswith("postgresql://kam:") and "@127.0.0.1:" in url
         with psycopg.connect(url) as conn:
             assert conn.execute("select current_user").fetchone()[0] == "kam"
+            assert conn.execute("show wal_level").fetchone()[0] == "minimal"  # no replicas to feed
             schemas = {r[0] for r in conn.execute("select nspname from pg_namespace")}
         assert {"raw", "audit", "snapshots"} <= schemas
         assert (tmp_path / "instance" / "warehouse" / "pgdata" / "PG_VERSION").exists()
@@ -36,3 +38,16 @@ def test_external_warehouse_url_is_used_and_no_embedded_server_starts(tmp_path, 
     assert run_kam("warehouse", "url", check=True).stdout.strip() == warehouse
     run_kam("warehouse", "start", check=True)
     assert not (tmp_path / "external" / "warehouse").exists()
+
+
+def test_bootstrap_replaces_an_earlier_warehouses_btree_batch_index_with_brin(warehouse):
+    with connect(warehouse, autocommit=True) as conn:
+        conn.execute("drop index raw.invoices_batch_brin")
+        conn.execute("create index invoices_batch_idx on raw.invoices (_batch_id)")
+    bootstrap(warehouse)
+    bootstrap(warehouse)
+    assert rows(
+        warehouse,
+        "select indexrelid::regclass::text, am.amname from pg_index join pg_class c on c.oid = indexrelid"
+        " join pg_am am on am.oid = c.relam where indrelid = 'raw.invoices'::regclass order by 1",
+    ) == [("raw.invoices_batch_brin", "brin"), ("raw.invoices_pkey", "btree")]

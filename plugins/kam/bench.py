@@ -10,11 +10,12 @@ KAM_HOME/bench/<run>/bench.json. A command, not a test: a smoke run of it is in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -82,9 +83,9 @@ def _database(server_state, name: str) -> str:
     return url
 
 
-def _raw_copy_reference(url: str, landing: Path) -> int:
-    """psql \\copy of every landing file into an empty copy of its raw table."""
-    rows = 0
+@contextlib.contextmanager
+def _empty_raw_copies(url: str) -> Iterator[None]:
+    """Empty copies of the raw tables in schema bench_copy, dropped afterwards."""
     with connect(url) as conn:
         conn.execute("drop schema if exists bench_copy cascade; create schema bench_copy")
         for table in load_contract().values():
@@ -95,6 +96,16 @@ def _raw_copy_reference(url: str, landing: Path) -> int:
                     sql.Identifier("raw", table.name),
                 )
             )
+    try:
+        yield
+    finally:
+        with connect(url) as conn:
+            conn.execute("drop schema bench_copy cascade")
+
+
+def _raw_copy_reference(url: str, landing: Path) -> int:
+    """psql \\copy of every landing file into its empty copy of the raw table."""
+    rows = 0
     for path in expand_paths([landing]):
         table = load_contract()[path.parent.name]
         command = f"\\copy bench_copy.{table.name} ({', '.join(table.column_names)}) from '{path}' csv header"
@@ -102,8 +113,6 @@ def _raw_copy_reference(url: str, landing: Path) -> int:
             [_pg_bin("psql"), url, "-c", command], capture_output=True, text=True, check=True
         )
         rows += int(output.stdout.strip().split()[-1])
-    with connect(url) as conn:
-        conn.execute("drop schema bench_copy cascade")
     return rows
 
 
@@ -193,7 +202,8 @@ def measure_scale(
     measure.next_day = next_day
     largest = max(load_contract(), key=lambda t: _count(url, t))
     scan = measure.timed("scan largest raw table", lambda: _scan(url, largest))
-    copy = measure.timed("reference: psql \\copy", lambda: _raw_copy_reference(url, settings.landing_dir))
+    with _empty_raw_copies(url):
+        copy = measure.timed("reference: psql \\copy", lambda: _raw_copy_reference(url, settings.landing_dir))
     airflow_url = _database(server_state, f"bench_airflow_{str(scale).replace('.', '_')}")
     airflow_settings = replace(settings, warehouse_url=airflow_url, home=settings.home / "airflow-run")
     airflow_settings.landing_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,11 @@ PROJECT_DATABASE = "kam"
 PROJECT_ROLE = "kam"
 SUPERUSER = "postgres"
 SERVER_USER_WHEN_ROOT = "pgserver"
+# The embedded server has no replicas or WAL archive to feed, so it writes the least WAL:
+# a table created or truncated in the same transaction (a first load, every dbt table
+# model) is then written once, to its own file, instead of twice. A deployment's own
+# PostgreSQL keeps its replication settings; it is only slower at those steps.
+SERVER_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0"}
 
 
 class EmbeddedServerError(RuntimeError):
@@ -185,6 +190,7 @@ class EmbeddedServer:
                 state.port = wanted
                 self._write_state(state)
             options = f"-c listen_addresses=127.0.0.1 -p {state.port} -c unix_socket_directories=''"
+            options += "".join(f" -c {name}={value}" for name, value in SERVER_SETTINGS.items())
             self._run(
                 [
                     _pg_bin("pg_ctl"),
