@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import psycopg
@@ -148,6 +149,19 @@ def test_smtp_down_then_up_delivers_every_message_exactly_once(warehouse, smtp_s
     assert len(inbox.messages) == 3
     assert len({m["Message-ID"] for m in inbox.messages}) == 3
     assert scalar(warehouse, "select sum(attempts) from audit.alert_ledger") == 6
+
+
+def test_two_deliveries_at_once_send_each_message_once(warehouse, smtp_server):
+    inbox, smtp = smtp_server
+    publish_overdue(warehouse, LOOKALIKES)
+    with psycopg.connect(warehouse) as conn:
+        messages = overdue_messages(conn, AS_OF, RECIPIENTS) + [
+            finance_summary_message(conn, AS_OF, RECIPIENTS)
+        ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(lambda _: deliver(warehouse, messages, smtp, RECIPIENTS.mail_from), range(2)))
+    assert sum(r.sent for r in reports) == 3 and sum(r.already_sent for r in reports) == 3
+    assert sorted(m["Message-ID"] for m in inbox.messages) == sorted(m.message_id for m in messages)
 
 
 def test_alerts_refuse_marts_not_published_for_the_date(tmp_path, warehouse, smtp_server):

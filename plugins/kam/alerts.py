@@ -15,11 +15,14 @@ import io
 import logging
 import re
 import smtplib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
 
 import psycopg
@@ -33,6 +36,7 @@ LINE_BREAKS_AND_CONTROLS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CELL_CHARS = 300
 UNASSIGNED = "(no account manager)"
+RENDERED_AHEAD = 8  # messages rendered but not yet sent: enough to keep the sender busy
 
 
 class MartsNotPublished(RuntimeError):
@@ -91,6 +95,10 @@ class AlertMessage:
             maintype, subtype = mime.split("/", 1)
             email.add_attachment(payload, maintype=maintype, subtype=subtype, filename=name)
         return email
+
+    def to_bytes(self, mail_from: str) -> bytes:
+        """The message as SMTP sends it (CRLF line ends)."""
+        return self.to_email(mail_from).as_bytes(policy=SMTP_POLICY)
 
 
 # -- safe rendering ------------------------------------------------------------------------------
@@ -427,66 +435,91 @@ def deliver(
     progress: Callable[[str], None] = log.info,
 ) -> DeliveryReport:
     """Send each message unless the ledger says it was sent. A failure is recorded and the
-    others still go; the caller fails the task so Airflow retries the rest."""
+    others still go; the caller fails the task so Airflow retries the rest.
+
+    This thread renders each message while a sender thread sends the one before and records
+    it: rendering is CPU, the rest is waiting on the mail server and the ledger's commits."""
     report = DeliveryReport()
-    session = _Session(smtp)
+    session = _Session(smtp, mail_from)
     with connect(url, autocommit=True) as conn, contextlib.closing(session):
-        for message in messages:
-            conn.execute(
-                "insert into audit.alert_ledger (message_key, alert_type, as_of_date, recipients, subject, message_id,"
-                " status) values (%s, %s, %s, %s, %s, %s, 'pending') on conflict (message_key) do nothing",
+        conn.cursor().executemany(
+            "insert into audit.alert_ledger (message_key, alert_type, as_of_date, recipients, subject, message_id,"
+            " status) values (%s, %s, %s, %s, %s, %s, 'pending') on conflict (message_key) do nothing",
+            [
                 (
-                    message.key,
-                    message.alert_type,
-                    message.as_of_date,
-                    ", ".join(message.to + message.cc),
-                    message.subject,
-                    message.message_id,
-                ),
-            )
-            with conn.transaction():
-                status = conn.execute(
-                    "select status from audit.alert_ledger where message_key = %s for update", (message.key,)
-                ).fetchone()[0]
-                if status == "sent":
-                    report.already_sent += 1
-                    continue
-                try:
-                    session.send(message.to_email(mail_from))
-                except (OSError, smtplib.SMTPException) as exc:
-                    conn.execute(
-                        "update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
-                        " last_error = %s where message_key = %s",
-                        (str(exc)[:500], message.key),
-                    )
-                    report.failed.append(f"{message.key}: {exc}")
-                    continue
-                conn.execute(
-                    "update audit.alert_ledger set status = 'sent', attempts = attempts + 1,"
-                    " last_error = null, sent_at = now() where message_key = %s",
-                    (message.key,),
+                    m.key,
+                    m.alert_type,
+                    m.as_of_date,
+                    ", ".join(m.to + m.cc),
+                    m.subject,
+                    m.message_id,
                 )
-                report.sent += 1
+                for m in messages
+            ],
+        )
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp") as sender:
+            in_flight: deque[Future] = deque()
+            for message in messages:
+                rendered = message.to_bytes(mail_from)
+                in_flight.append(sender.submit(_send_once, conn, session, message, rendered, report))
+                while len(in_flight) > RENDERED_AHEAD:
+                    in_flight.popleft().result()
+            for future in in_flight:
+                future.result()
     progress(
         f"alerts: {report.sent} sent, {report.already_sent} already sent earlier, {len(report.failed)} failed"
     )
     return report
 
 
+def _send_once(
+    conn: psycopg.Connection,
+    session: _Session,
+    message: AlertMessage,
+    rendered: bytes,
+    report: DeliveryReport,
+) -> None:
+    """Send under the ledger row's lock, so two deliveries of the same message cannot both send."""
+    with conn.transaction():
+        status = conn.execute(
+            "select status from audit.alert_ledger where message_key = %s for update", (message.key,)
+        ).fetchone()[0]
+        if status == "sent":
+            report.already_sent += 1
+            return
+        try:
+            session.send(message.to + message.cc, rendered)
+        except (OSError, smtplib.SMTPException) as exc:
+            conn.execute(
+                "update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
+                " last_error = %s where message_key = %s",
+                (str(exc)[:500], message.key),
+            )
+            report.failed.append(f"{message.key}: {exc}")
+            return
+        conn.execute(
+            "update audit.alert_ledger set status = 'sent', attempts = attempts + 1,"
+            " last_error = null, sent_at = now() where message_key = %s",
+            (message.key,),
+        )
+        report.sent += 1
+
+
 class _Session:
     """One SMTP connection for a whole delivery (a handshake per message cost more than the
     message), opened on first use and again after the server drops it."""
 
-    def __init__(self, smtp: Smtp):
+    def __init__(self, smtp: Smtp, mail_from: str):
         self.smtp = smtp
+        self.mail_from = mail_from
         self.client: smtplib.SMTP | None = None
 
-    def send(self, email: EmailMessage) -> None:
+    def send(self, recipients: tuple[str, ...], rendered: bytes) -> None:
         try:
-            self._client().send_message(email)
+            self._client().sendmail(self.mail_from, recipients, rendered)
         except smtplib.SMTPServerDisconnected:
             self.client = None  # an idle timeout on the server's side: one fresh connection
-            self._client().send_message(email)
+            self._client().sendmail(self.mail_from, recipients, rendered)
         except smtplib.SMTPResponseException:
             raise  # the server refused this message; the connection is still good for the next
         except OSError:  # the connection broke (smtplib's errors are OSErrors too)
