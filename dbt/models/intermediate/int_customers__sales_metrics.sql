@@ -45,15 +45,30 @@ bounds as (
 
 ),
 
-invoices_12m as (
+invoice_activity as (
 
+    -- one pass over the invoices for every window; each measure keeps to its own
     select
         invoices.customer_id,
-        sum(invoices.invoice_amount) as gross_revenue_12m,
-        count(*) as invoice_count_12m
+        sum(invoices.invoice_amount) filter (where invoices.invoice_date > bounds.window_excluded)
+            as gross_revenue_12m,
+        count(*) filter (where invoices.invoice_date > bounds.window_excluded) as invoice_count_12m,
+        sum(invoices.invoice_amount) filter (where invoices.invoice_date > bounds.recent_excluded)
+            as revenue_recent_window,
+        sum(invoices.invoice_amount) filter (
+            where invoices.invoice_date > bounds.prior_year_excluded
+            and invoices.invoice_date <= bounds.prior_year_as_of
+        ) as revenue_same_window_last_year,
+        max(invoices.invoice_date) filter (where invoices.invoice_date > bounds.rhythm_excluded)
+            as last_invoice_date,
+        (
+            max(invoices.invoice_date) filter (where invoices.invoice_date > bounds.rhythm_excluded)
+            - min(invoices.invoice_date) filter (where invoices.invoice_date > bounds.rhythm_excluded)
+        ) / nullif(count(*) filter (where invoices.invoice_date > bounds.rhythm_excluded) - 1, 0.0)
+            as usual_order_interval_days
     from invoices
     cross join bounds
-    where invoices.invoice_date > bounds.window_excluded
+    where invoices.invoice_date > least(bounds.window_excluded, bounds.prior_year_excluded, bounds.rhythm_excluded)
     group by invoices.customer_id
 
 ),
@@ -89,59 +104,26 @@ credits_12m as (
 
 ),
 
-recent_vs_last_year as (
-
-    select
-        invoices.customer_id,
-        sum(case when invoices.invoice_date > bounds.recent_excluded then invoices.invoice_amount else 0 end)
-            as revenue_recent_window,
-        sum(case
-            when invoices.invoice_date > bounds.prior_year_excluded and invoices.invoice_date <= bounds.prior_year_as_of
-                then invoices.invoice_amount
-            else 0
-        end) as revenue_same_window_last_year
-    from invoices
-    cross join bounds
-    where invoices.invoice_date > bounds.prior_year_excluded
-    group by invoices.customer_id
-
-),
-
-order_rhythm as (
-
-    select
-        invoices.customer_id,
-        max(invoices.invoice_date) as last_invoice_date,
-        (max(invoices.invoice_date) - min(invoices.invoice_date)) / nullif(count(*) - 1, 0.0) as usual_order_interval_days
-    from invoices
-    cross join bounds
-    where invoices.invoice_date > bounds.rhythm_excluded
-    group by invoices.customer_id
-
-),
-
 final as (
 
     select
         customers.customer_id,
-        coalesce(invoices_12m.gross_revenue_12m, 0) as gross_revenue_12m,
+        coalesce(invoice_activity.gross_revenue_12m, 0) as gross_revenue_12m,
         coalesce(credits_12m.credited_12m, 0) as credited_12m,
-        coalesce(invoices_12m.gross_revenue_12m, 0) - coalesce(credits_12m.credited_12m, 0) as net_revenue_12m,
-        coalesce(invoices_12m.invoice_count_12m, 0) as invoice_count_12m,
+        coalesce(invoice_activity.gross_revenue_12m, 0) - coalesce(credits_12m.credited_12m, 0) as net_revenue_12m,
+        coalesce(invoice_activity.invoice_count_12m, 0) as invoice_count_12m,
         coalesce(lines_12m.quantity_12m, 0) as quantity_12m,
         lines_12m.line_revenue_12m / nullif(lines_12m.list_value_12m, 0) as unit_price_vs_list,
         (lines_12m.line_revenue_12m - lines_12m.line_cost_12m) / nullif(lines_12m.line_revenue_12m, 0) as gross_margin,
-        coalesce(credits_12m.quality_credits_12m, 0) / nullif(invoices_12m.gross_revenue_12m, 0) as quality_loss,
-        coalesce(recent_vs_last_year.revenue_recent_window, 0) as revenue_recent_window,
-        coalesce(recent_vs_last_year.revenue_same_window_last_year, 0) as revenue_same_window_last_year,
-        order_rhythm.last_invoice_date,
-        order_rhythm.usual_order_interval_days
+        coalesce(credits_12m.quality_credits_12m, 0) / nullif(invoice_activity.gross_revenue_12m, 0) as quality_loss,
+        coalesce(invoice_activity.revenue_recent_window, 0) as revenue_recent_window,
+        coalesce(invoice_activity.revenue_same_window_last_year, 0) as revenue_same_window_last_year,
+        invoice_activity.last_invoice_date,
+        invoice_activity.usual_order_interval_days
     from customers
-    left join invoices_12m on customers.customer_id = invoices_12m.customer_id
+    left join invoice_activity on customers.customer_id = invoice_activity.customer_id
     left join lines_12m on customers.customer_id = lines_12m.customer_id
     left join credits_12m on customers.customer_id = credits_12m.customer_id
-    left join recent_vs_last_year on customers.customer_id = recent_vs_last_year.customer_id
-    left join order_rhythm on customers.customer_id = order_rhythm.customer_id
 
 )
 
