@@ -42,6 +42,7 @@ def mask_url(url: str) -> str:
 
 
 BATCH_SETTING = "kam.batch_id"
+ROWS_UNDER_VALIDATION_SCHEMA = "raw_gate"  # the raw gate's copies of the rows it validates
 
 
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
@@ -87,7 +88,8 @@ def bootstrap(url: str) -> None:
     with connect(url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext('kam.bootstrap'))")
         conn.execute(resources.files("kam").joinpath("sql/audit.sql").read_text())
-        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(RAW_SCHEMA)))
+        for schema in (RAW_SCHEMA, ROWS_UNDER_VALIDATION_SCHEMA):
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
         for table in load_contract().values():
             for statement in _raw_table_ddl(table):
                 conn.execute(statement)
