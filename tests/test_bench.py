@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -39,3 +40,16 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
     next_day = {s["name"]: s for s in report["next_day_stages"]}
     delivered = list((tmp_path / "home" / "bench").glob("*/scale-0.04/outbox/*.eml"))
     assert len(delivered) == stages["alerts"]["rows"] + next_day["alerts"]["rows"] > 0
+    # the next day loads the last generated day's rows, held back from the full run, and
+    # the raw gate validates them
+    assert next_day["load"]["rows"] == report["next_day_rows"] > 0
+    assert stages["load"]["rows"] + next_day["load"]["rows"] == stages["generate"]["rows"]
+    assert next_day["raw gate"]["rows"] > 0
+    (landing,) = (tmp_path / "home" / "bench").glob("*/scale-0.04/landing")
+    with open(landing / "billing" / "payments" / "payments_2026-06-30.csv", newline="") as day:
+        day_payments = {row["payment_id"]: row["payment_date"] for row in csv.DictReader(day)}
+    assert set(day_payments.values()) == {"2026-06-30"}
+    with open(landing / "billing" / "payments" / "payments.csv", newline="") as before:
+        assert max(row["payment_date"] for row in csv.DictReader(before)) < "2026-06-30"
+    with open(landing / "billing" / "payment_allocations" / "payment_allocations_2026-06-30.csv") as day:
+        assert {row["payment_id"] for row in csv.DictReader(day)} <= set(day_payments)

@@ -1,7 +1,9 @@
 """`kam bench --scale N`: measure the pipeline against its limits on a fresh instance.
 
 Stages (seconds, rows, rows/s, peak memory of the pipeline's own processes): generate,
-load, raw gate, dbt build (per model), marts gate, publish, alerts, then the next day's run.
+load, raw gate, dbt build (per model), marts gate, publish, alerts, then the next day's run:
+the generated data's last day is held back from the full run and arrives as that day's
+files, as a daily feed brings them.
 References, each printed as a ratio: psql \\copy of the same files, kam_daily through
 Airflow vs the same steps bare, the next day vs the full run, the dbt build vs one
 aggregate scan of the largest raw table, and scale N vs N/10. Figures also go to
@@ -11,6 +13,7 @@ KAM_HOME/bench/<run>/bench.json. A command, not a test: a smoke run of it is in 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import resource
 import subprocess
@@ -23,15 +26,17 @@ from pathlib import Path
 from psycopg import sql
 
 from kam import pipeline, transform
-from kam.contract import load_contract
+from kam.contract import Table, load_contract
 from kam.embedded_server import EmbeddedServer, _pg_bin
 from kam.loading import expand_paths
 from kam.mail_catcher import MailCatcher
+from kam.quality import EVENT_DATE_EXCLUSIONS
 from kam.settings import Settings
 from kam.sources.synthetic import generate
 from kam.warehouse import bootstrap, connect, ensure_bi_role
 
-AS_OF = date(2026, 6, 30)
+NEXT_DAY = date(2026, 6, 30)  # the generated data's last day: its rows arrive for the next day's run
+FULL_RUN_DAY = NEXT_DAY - timedelta(days=1)
 SEED = 42
 PIPELINE_STAGES = ("load", "raw gate", "dbt build", "marts gate", "publish", "alerts")
 
@@ -116,6 +121,69 @@ def _raw_copy_reference(url: str, landing: Path) -> int:
     return rows
 
 
+def _event_date_column(table: Table) -> str | None:
+    return next(
+        (c.name for c in table.columns if c.data_type == "date" and c.name not in EVENT_DATE_EXCLUSIONS), None
+    )
+
+
+def hold_back_day(landing: Path, day: date, into: Path) -> int:
+    """Move `day`'s rows out of the landing files into files of their own under `into` (same
+    layout), as a daily feed delivers them: the full run is then the day before, and the
+    next day's run loads that day's files. A table without an event date goes with the
+    first of its columns that keys a dated table (invoice lines with their invoice).
+    Returns the rows held back."""
+    tables = load_contract()
+    dated = {name: column for name, table in tables.items() if (column := _event_date_column(table))}
+    keys = {
+        table.primary_key[0]: name
+        for name, table in tables.items()
+        if name in dated and len(table.primary_key) == 1
+    }
+    held_keys: dict[str, set[str]] = {}
+    held = 0
+    # dated tables first: their held keys decide their dependants' rows
+    for path in sorted(expand_paths([landing]), key=lambda p: p.parent.name not in dated):
+        name = path.parent.name
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader)
+            if name in dated:
+                position, wanted = header.index(dated[name]), {day.isoformat()}
+            else:
+                parent = next((c for c in header if c in keys and keys[c] != name), None)
+                if parent is None:
+                    continue
+                position, wanted = header.index(parent), held_keys.get(keys[parent], set())
+            kept_path = path.with_suffix(".kept")
+            day_path = into / path.relative_to(landing).parent / f"{name}_{day.isoformat()}.csv"
+            day_path.parent.mkdir(parents=True, exist_ok=True)
+            with (
+                open(kept_path, "w", newline="", encoding="utf-8") as kept,
+                open(day_path, "w", newline="", encoding="utf-8") as day_rows,
+            ):
+                kept_writer, day_writer = csv.writer(kept), csv.writer(day_rows)
+                kept_writer.writerow(header)
+                day_writer.writerow(header)
+                key_position = header.index(tables[name].primary_key[0])
+                keys_of_day = held_keys.setdefault(name, set())
+                rows_of_day = 0
+                for row in reader:
+                    if row[position] in wanted:
+                        day_writer.writerow(row)
+                        keys_of_day.add(row[key_position])
+                        rows_of_day += 1
+                    else:
+                        kept_writer.writerow(row)
+        if rows_of_day:
+            kept_path.replace(path)
+            held += rows_of_day
+        else:  # nothing that day: no file
+            kept_path.unlink()
+            day_path.unlink()
+    return held
+
+
 def _bare_pipeline(
     measure: Measurement,
     url: str,
@@ -184,22 +252,16 @@ def measure_scale(
     counts: dict = {}
     measure.timed(
         "generate",
-        lambda: sum(generate(settings.landing_dir, scale, SEED, AS_OF, progress=lambda m: None).values()),
+        lambda: sum(generate(settings.landing_dir, scale, SEED, NEXT_DAY, progress=lambda m: None).values()),
     )
+    next_day_files = settings.home / "next-day-landing"
+    counts["next_day_rows"] = hold_back_day(settings.landing_dir, NEXT_DAY, next_day_files)
     url = _database(server_state, f"bench_{str(scale).replace('.', '_')}")
     settings = replace(settings, warehouse_url=url)
     ensure_bi_role(url, settings)
-    _bare_pipeline(measure, url, settings, AS_OF, "bench-full", progress)
+    _bare_pipeline(measure, url, settings, FULL_RUN_DAY, "bench-full", progress)
     if not references:
         return measure, counts
-    # The next day: the same steps for the following as-of date, with the landing files as
-    # they were (already loaded) and the history kept.
-    next_day = Measurement(scale)
-    _bare_pipeline(next_day, url, settings, AS_OF + timedelta(days=1), "bench-next-day", progress)
-    measure.stages.append(
-        Stage("next day (bare)", next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb())
-    )
-    measure.next_day = next_day
     largest = max(load_contract(), key=lambda t: _count(url, t))
     scan = measure.timed("scan largest raw table", lambda: _scan(url, largest))
     with _empty_raw_copies(url):
@@ -212,8 +274,23 @@ def measure_scale(
 
     measure.timed(
         "kam_daily (Airflow)",
-        lambda: run_dag("kam_daily", AS_OF, airflow_settings, airflow_url, progress=lambda m: None) and None,
+        lambda: (
+            run_dag("kam_daily", FULL_RUN_DAY, airflow_settings, airflow_url, progress=lambda m: None)
+            and None
+        ),
     )
+    # The next day: that day's files land beside the ones loaded already, and the same steps
+    # run for it on the same warehouse, its history kept.
+    for path in expand_paths([next_day_files]):
+        target = settings.landing_dir / path.relative_to(next_day_files)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+    next_day = Measurement(scale)
+    _bare_pipeline(next_day, url, settings, NEXT_DAY, "bench-next-day", progress)
+    measure.stages.append(
+        Stage("next day (bare)", next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb())
+    )
+    measure.next_day = next_day
     counts.update({"largest_raw_table": largest, "scan_rows": scan.rows, "copy_rows": copy.rows})
     return measure, counts
 
