@@ -133,13 +133,16 @@ def test_hostile_data_cannot_inject_headers_markup_or_formulas(warehouse, smtp_s
     assert ann.get_payload()[1].get_payload(decode=True).startswith(b"\xef\xbb\xbf")
 
 
-def test_smtp_down_then_up_delivers_every_message_exactly_once(warehouse, smtp_server):
-    inbox, smtp = smtp_server
+def lookalike_lists(warehouse: str) -> list:
+    """The overdue lists and the finance summary of the lookalike customers: three messages."""
     publish_overdue(warehouse, LOOKALIKES)
     with psycopg.connect(warehouse) as conn:
-        messages = overdue_messages(conn, AS_OF, RECIPIENTS) + [
-            finance_summary_message(conn, AS_OF, RECIPIENTS)
-        ]
+        return overdue_messages(conn, AS_OF, RECIPIENTS) + [finance_summary_message(conn, AS_OF, RECIPIENTS)]
+
+
+def test_smtp_down_then_up_delivers_every_message_exactly_once(warehouse, smtp_server):
+    inbox, smtp = smtp_server
+    messages = lookalike_lists(warehouse)
     down = deliver(warehouse, messages, Smtp("127.0.0.1", free_port(), timeout=2), RECIPIENTS.mail_from)
     assert down.sent == 0 and len(down.failed) == 3
     assert rows(warehouse, "select distinct status from audit.alert_ledger") == [("failed",)]
@@ -153,11 +156,7 @@ def test_smtp_down_then_up_delivers_every_message_exactly_once(warehouse, smtp_s
 
 def test_two_deliveries_at_once_send_each_message_once(warehouse, smtp_server):
     inbox, smtp = smtp_server
-    publish_overdue(warehouse, LOOKALIKES)
-    with psycopg.connect(warehouse) as conn:
-        messages = overdue_messages(conn, AS_OF, RECIPIENTS) + [
-            finance_summary_message(conn, AS_OF, RECIPIENTS)
-        ]
+    messages = lookalike_lists(warehouse)
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda _: deliver(warehouse, messages, smtp, RECIPIENTS.mail_from), range(2)))
     assert sum(r.sent for r in reports) == 3 and sum(r.already_sent for r in reports) == 3

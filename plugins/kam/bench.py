@@ -38,7 +38,8 @@ from kam.warehouse import bootstrap, connect, ensure_bi_role
 NEXT_DAY = date(2026, 6, 30)  # the generated data's last day: its rows arrive for the next day's run
 FULL_RUN_DAY = NEXT_DAY - timedelta(days=1)
 SEED = 42
-PIPELINE_STAGES = ("load", "raw gate", "dbt build", "marts gate", "publish", "alerts")
+KAM_DAILY_STAGES = ("load", "raw gate", "dbt build", "marts gate", "publish")  # kam_alerts sends
+PIPELINE_STAGES = (*KAM_DAILY_STAGES, "alerts")
 
 
 def peak_memory_mb() -> float:
@@ -270,8 +271,10 @@ def measure_scale(
     airflow_settings = replace(settings, warehouse_url=airflow_url, home=settings.home / "airflow-run")
     airflow_settings.landing_dir.parent.mkdir(parents=True, exist_ok=True)
     (airflow_settings.home / "landing").symlink_to(settings.landing_dir, target_is_directory=True)
-    from kam.orchestration import run_dag
+    from kam.orchestration import airflow_env, ensure_airflow_db, run_dag
 
+    # Airflow's metadata database is made once per installation, not by a run
+    ensure_airflow_db(airflow_settings, airflow_env(airflow_settings, airflow_url), lambda m: None)
     measure.timed(
         "kam_daily (Airflow)",
         lambda: (
@@ -345,7 +348,9 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
             "load throughput / raw \\copy throughput (target >= 0.7)": ratio(
                 (load.rows or 0) / load.seconds, (copy.rows or 0) / copy.seconds
             ),
-            "kam_daily / bare steps (target <= 1.25)": ratio(full.seconds("kam_daily (Airflow)"), bare),
+            "kam_daily / the same steps bare (target <= 1.25)": ratio(
+                full.seconds("kam_daily (Airflow)"), full.seconds(*KAM_DAILY_STAGES)
+            ),
             "next day / full run (target <= 0.1)": ratio(full.seconds("next day (bare)"), bare),
             "dbt build / one aggregate scan of the largest raw table": ratio(
                 full.seconds("dbt build"), full.seconds("scan largest raw table")
