@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from kam.contract import get_table
@@ -148,6 +151,23 @@ def test_a_first_load_builds_the_keys_after_and_analyzes_the_table(tmp_path, war
         (result.batch_id, 5),
         (later.batch_id, 2),
     ]
+
+
+def test_a_first_load_waits_for_a_writer_of_the_same_table_and_keeps_its_rows(tmp_path, warehouse):
+    path = write_invoices(tmp_path / "invoices.csv", [invoice(n) for n in range(1, 4)])
+    with psycopg.connect(warehouse) as writer:  # another load, not committed yet
+        writer.execute(
+            "insert into raw.invoices (invoice_id, customer_id, invoice_date, amount, status, _batch_id)"
+            " values ('OTHER-1', 'C1', '2026-01-05', 1, 'posted', 0)"
+        )
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            loading = pool.submit(Loader(warehouse, progress=lambda m: None).load_paths, [path])
+            time.sleep(1)
+            assert not loading.done()  # it waits for the writer
+            writer.commit()
+            (result,) = loading.result()
+    assert result.status == "loaded", result.message
+    assert scalar(warehouse, "select count(*) from raw.invoices") == 4  # the writer's row is still there
 
 
 def test_a_key_repeated_in_a_first_load_is_quarantined_and_the_keys_stay(tmp_path, warehouse):

@@ -492,6 +492,9 @@ def copy_straight_into_raw(
         with conn.transaction():
             conn.execute("select set_config(%s, %s, true)", (BATCH_SETTING, str(batch_id)))
             conn.execute("set local datestyle = 'ISO, YMD'")
+            # Other writers of this table wait (readers do not), so it cannot fill between
+            # this emptiness check and a first load's truncate.
+            conn.execute(sql.SQL("lock table {} in share row exclusive mode").format(raw))
             empty = conn.execute(sql.SQL("select not exists (select from {})").format(raw)).fetchone()[0]
             with _first_load(conn, raw, batch_id) if empty else contextlib.nullcontext():
                 copied = _copy(conn, raw, [sql.Identifier(c) for c in header], stream, progress, freeze=empty)
