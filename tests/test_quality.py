@@ -4,6 +4,7 @@ gate that leaves the published marts readable and unchanged."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -64,6 +65,15 @@ def test_a_clean_run_publishes_and_records_every_result(published):
     assert suites == {f"marts.{p.stem}" for p in (settings.expectations_dir / "marts").glob("*.json")}
     assert (settings.home / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
     assert scalar(url, "select count(*) from marts.ar_aging") > 0
+
+
+def test_a_gate_logs_what_it_found_not_gx_chatter(published, caplog):
+    url, settings = published
+    with caplog.at_level(logging.DEBUG):
+        result = quality.validate_marts(settings, url, "marts", AS_OF, "run-quiet", None)
+    assert result.ok and result.expectations > 0
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("great_expectations")] == []
+    assert any(r.name == "kam.quality" and "expectations" in r.getMessage() for r in caplog.records)
 
 
 def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(published):

@@ -29,6 +29,9 @@ from kam.settings import Settings
 from kam.warehouse import ROWS_UNDER_VALIDATION_SCHEMA, connect
 
 log = logging.getLogger("kam.quality")
+# GX logs about 850 INFO lines a gate (registering its own functions, parsing its models):
+# nothing a reader of a run needs, and an orchestrator pays for every line it ships.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 DATA_DOCS_INDEX_RESULTS = 500  # about a week of daily runs, every suite of both gates
 # GX's own files of each result (JSON and its data-docs page) are a working copy, kept this
 # long; audit.validation_results keeps every result. GX lists them all on every build.
