@@ -79,14 +79,25 @@ class Measurement:
         return round(sum(s.seconds for s in self.stages if s.name in names), 2)
 
 
+def _admin(server_state):
+    url = server_state.url(role="postgres", password=server_state.superuser_password, database="postgres")
+    return connect(url, autocommit=True)
+
+
 def _database(server_state, name: str) -> str:
-    admin = server_state.url(role="postgres", password=server_state.superuser_password, database="postgres")
-    with connect(admin, autocommit=True) as conn:
+    with _admin(server_state) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("create database {} owner kam").format(sql.Identifier(name)))
     url = server_state.url(database=name)
     bootstrap(url)
     return url
+
+
+def _settled(server_state) -> None:
+    """Write out what earlier measurements left dirty, so that no measurement pays for the
+    checkpoint of the one before it."""
+    with _admin(server_state) as conn:
+        conn.execute("checkpoint")
 
 
 @contextlib.contextmanager
@@ -260,12 +271,15 @@ def measure_scale(
     url = _database(server_state, f"bench_{str(scale).replace('.', '_')}")
     settings = replace(settings, warehouse_url=url)
     ensure_bi_role(url, settings)
+    _settled(server_state)
     _bare_pipeline(measure, url, settings, FULL_RUN_DAY, "bench-full", progress)
     if not references:
         return measure, counts
     largest = max(load_contract(), key=lambda t: _count(url, t))
+    _settled(server_state)
     scan = measure.timed("scan largest raw table", lambda: _scan(url, largest))
     with _empty_raw_copies(url):
+        _settled(server_state)
         copy = measure.timed("reference: psql \\copy", lambda: _raw_copy_reference(url, settings.landing_dir))
     airflow_url = _database(server_state, f"bench_airflow_{str(scale).replace('.', '_')}")
     airflow_settings = replace(settings, warehouse_url=airflow_url, home=settings.home / "airflow-run")
@@ -275,6 +289,7 @@ def measure_scale(
 
     # Airflow's metadata database is made once per installation, not by a run
     ensure_airflow_db(airflow_settings, airflow_env(airflow_settings, airflow_url), lambda m: None)
+    _settled(server_state)
     measure.timed(
         "kam_daily (Airflow)",
         lambda: (
@@ -289,6 +304,7 @@ def measure_scale(
         target.parent.mkdir(parents=True, exist_ok=True)
         path.replace(target)
     next_day = Measurement(scale)
+    _settled(server_state)
     _bare_pipeline(next_day, url, settings, NEXT_DAY, "bench-next-day", progress)
     measure.stages.append(
         Stage("next day (bare)", next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb())
