@@ -3,6 +3,7 @@ two runs at once, and BI readers during a publish. Nothing is lost or doubled.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -72,6 +73,16 @@ def active_query_like(url: str, pattern: str) -> bool:
     )
 
 
+def waiting_on_a_lock(url: str, pattern: str) -> bool:
+    return bool(
+        scalar(
+            url,
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query ilike %s",
+            (pattern,),
+        )
+    )
+
+
 def test_a_loader_killed_mid_copy_reloads_every_row_exactly_once(tmp_path, warehouse):
     path = tmp_path / "big" / "invoices.csv"
     path.parent.mkdir()
@@ -113,19 +124,29 @@ def test_the_warehouse_stopping_mid_build_leaves_the_marts_and_the_retry_complet
         except Exception as exc:  # the assertion below says which
             outcome["error"] = exc
 
+    # A lock on a raw table holds dbt mid-build (its staging view waits for it), so the
+    # server stops while dbt is certainly building, however fast its statements are.
+    blocker = psycopg.connect(url)
+    blocker.execute("lock table raw.invoice_lines in access exclusive mode")
     thread = threading.Thread(target=build)
     thread.start()
-    wait_for(lambda: active_query_like(url, "%create%table%"), what="dbt to be building")
-    server._run([server_binary("pg_ctl"), "stop", "-D", str(server.pgdata), "-m", "immediate", "-w"])
-    thread.join(timeout=300)
-    assert isinstance(outcome.get("error"), StepFailed | psycopg.Error), outcome
-    server.start()
-    assert rows(url, "select customer_id, open_amount from marts.ar_aging order by 1") == published
-    assert scalar(url, "select count(*) from audit.publications") == publications
-    retry = build_marts(url, settings, AS_OF, progress=lambda m: None, run_id="interrupted")
-    validate_marts(url, settings, AS_OF, "interrupted", retry["invocation_id"], progress=lambda m: None)
-    publish_marts(url, AS_OF, "interrupted", retry["invocation_id"])
-    assert rows(url, "select customer_id, open_amount from marts.ar_aging order by 1") == published
+    try:
+        wait_for(lambda: waiting_on_a_lock(url, "%invoice_lines%"), what="dbt to be building")
+        server._run([server_binary("pg_ctl"), "stop", "-D", str(server.pgdata), "-m", "immediate", "-w"])
+        thread.join(timeout=300)
+        assert isinstance(outcome.get("error"), StepFailed | psycopg.Error), outcome
+        server.start()
+        assert rows(url, "select customer_id, open_amount from marts.ar_aging order by 1") == published
+        assert scalar(url, "select count(*) from audit.publications") == publications
+        retry = build_marts(url, settings, AS_OF, progress=lambda m: None, run_id="interrupted")
+        validate_marts(url, settings, AS_OF, "interrupted", retry["invocation_id"], progress=lambda m: None)
+        publish_marts(url, AS_OF, "interrupted", retry["invocation_id"])
+        assert rows(url, "select customer_id, open_amount from marts.ar_aging order by 1") == published
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            blocker.close()  # its server was stopped under it
+        server.start()
+        release_transform_lease(url, "interrupted")  # so a failure here does not hold up the next tests
 
 
 def server_binary(name: str) -> str:
