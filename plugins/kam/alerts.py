@@ -96,10 +96,6 @@ class AlertMessage:
             email.add_attachment(payload, maintype=maintype, subtype=subtype, filename=name)
         return email
 
-    def to_bytes(self, mail_from: str) -> bytes:
-        """The message as SMTP sends it (CRLF line ends)."""
-        return self.to_email(mail_from).as_bytes(policy=SMTP_POLICY)
-
 
 # -- safe rendering ------------------------------------------------------------------------------
 
@@ -460,7 +456,7 @@ def deliver(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp") as sender:
             in_flight: deque[Future] = deque()
             for message in messages:
-                rendered = message.to_bytes(mail_from)
+                rendered = message.to_email(mail_from).as_bytes(policy=SMTP_POLICY)  # CRLF, as SMTP sends
                 in_flight.append(sender.submit(_send_once, conn, session, message, rendered, report))
                 while len(in_flight) > RENDERED_AHEAD:
                     in_flight.popleft().result()

@@ -35,7 +35,7 @@ from kam.mapping import (
     date_pattern,
 )
 from kam.sources.files import FileRefused, TabularStream, open_tabular
-from kam.warehouse import BATCH_SETTING, connect
+from kam.warehouse import BATCH_ID_DEFAULT, BATCH_SETTING, connect
 
 log = logging.getLogger("kam.loading")
 LOADABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".parquet"}
@@ -424,12 +424,6 @@ def _first_load(conn: psycopg.Connection, table: sql.Identifier, batch_id: int) 
     - It is analyzed for the build that reads it next.
     A repeated key fails the rebuild; the caller's transaction then puts everything back."""
     name = table.as_string(conn)
-    batch_default = conn.execute(
-        "select pg_get_expr(adbin, adrelid) from pg_attrdef"
-        " where adrelid = %s::regclass and adnum = (select attnum from pg_attribute"
-        " where attrelid = %s::regclass and attname = '_batch_id')",
-        (name, name),
-    ).fetchone()[0]
     constraints = conn.execute(
         "select conname, pg_get_constraintdef(oid) from pg_constraint"
         " where conrelid = %s::regclass and contype in ('p', 'u')",
@@ -450,7 +444,7 @@ def _first_load(conn: psycopg.Connection, table: sql.Identifier, batch_id: int) 
     )
     yield
     conn.execute(
-        sql.SQL("alter table {} alter column _batch_id set default {}").format(table, sql.SQL(batch_default))
+        sql.SQL("alter table {} alter column _batch_id set default {}").format(table, BATCH_ID_DEFAULT)
     )
     for constraint, definition in constraints:
         conn.execute(

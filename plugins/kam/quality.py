@@ -313,12 +313,15 @@ def _rows_under_validation(url: str, scopes: dict[str, Scope]) -> Iterator[None]
     validation are copied into ROWS_UNDER_VALIDATION_SCHEMA with one indexed read, so GX's
     queries (about 30 per table) read those rows rather than the whole table each time;
     dropped afterwards."""
-    copies = [table for table, scope in scopes.items() if scope.new_rows_only]
+    copies = {
+        table: sql.Identifier(ROWS_UNDER_VALIDATION_SCHEMA, table)
+        for table, scope in scopes.items()
+        if scope.new_rows_only
+    }
     with connect(url, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(hashtext('kam.raw_gate'))")
         try:
-            for table in copies:
-                copy = sql.Identifier(ROWS_UNDER_VALIDATION_SCHEMA, table)
+            for table, copy in copies.items():
                 conn.execute(sql.SQL("drop table if exists {}").format(copy))
                 conn.execute(
                     sql.SQL("create unlogged table {} as select * from {} where _batch_id = any(%s)").format(
@@ -328,12 +331,8 @@ def _rows_under_validation(url: str, scopes: dict[str, Scope]) -> Iterator[None]
                 )
             yield
         finally:
-            for table in copies:
-                conn.execute(
-                    sql.SQL("drop table if exists {}").format(
-                        sql.Identifier(ROWS_UNDER_VALIDATION_SCHEMA, table)
-                    )
-                )
+            for copy in copies.values():
+                conn.execute(sql.SQL("drop table if exists {}").format(copy))
             conn.execute("select pg_advisory_unlock(hashtext('kam.raw_gate'))")
 
 

@@ -42,6 +42,10 @@ def mask_url(url: str) -> str:
 
 
 BATCH_SETTING = "kam.batch_id"
+# The loader's fast path COPYs straight into a raw table; each row's batch comes from the transaction.
+BATCH_ID_DEFAULT = sql.SQL(
+    f"nullif(current_setting({sql.Literal(BATCH_SETTING).as_string()}, true), '')::bigint"
+)
 ROWS_UNDER_VALIDATION_SCHEMA = "raw_gate"  # the raw gate's copies of the rows it validates
 
 
@@ -65,11 +69,7 @@ def _raw_table_ddl(table: Table) -> list[sql.Composed]:
             )
             for c in table.columns
         ],
-        # The loader's fast path COPYs straight into the raw table; the batch comes from the transaction.
-        sql.SQL("alter table {} alter column _batch_id set default {}").format(
-            name,
-            sql.SQL(f"nullif(current_setting({sql.Literal(BATCH_SETTING).as_string()}, true), '')::bigint"),
-        ),
+        sql.SQL("alter table {} alter column _batch_id set default {}").format(name, BATCH_ID_DEFAULT),
         # BRIN: batches arrive in _batch_id order, so block range summaries find a batch's
         # rows (a superseded file's, a gate's new ones) at a fraction of a B-tree's upkeep
         # and build time. It replaces the B-tree earlier warehouses have.
