@@ -30,11 +30,12 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
         "next day (bare)",
         "reference: psql \\copy",
         "kam_daily (Airflow)",
+        "kam_daily steps bare, again",
         "scan largest raw table",
     ):
         assert stages[name]["seconds"] > 0, name
     assert stages["load"]["rows"] == stages["reference: psql \\copy"]["rows"] > 0
-    assert len(report["ratios"]) == 6 and all(value is not None for value in report["ratios"].values())
+    assert len(report["ratios"]) == 7 and all(value is not None for value in report["ratios"].values())
     assert report["slowest_models"] and "load throughput" in result.stdout
     # the mail catcher runs in its own process, as a mail server does, and received every message
     next_day = {s["name"]: s for s in report["next_day_stages"]}
