@@ -205,7 +205,7 @@ def test_the_raw_gate_checks_each_batch_once_and_a_rejected_one_until_it_is_fixe
             validate_raw(url, settings, AS_OF, attempt, AS_OF, progress=lambda m: None)
         assert value_suites(attempt) == {"raw.invoices.rows"}
         # the gate read a copy of the batch's rows, and dropped it, failing or not
-        assert scalar(url, "select count(*) from pg_tables where schemaname = 'raw_gate'") == 0
+        assert scalar(url, "select count(*) from pg_tables where schemaname = 'gate_rows'") == 0
         # the other tables have nothing new
         assert rows(
             url, "select distinct table_name from audit.validation_results where run_id = %s", (attempt,)

@@ -34,7 +34,7 @@ from kam.mail_catcher import MailCatcher
 from kam.quality import EVENT_DATE_EXCLUSIONS
 from kam.settings import Settings
 from kam.sources.synthetic import generate
-from kam.warehouse import bootstrap, connect, ensure_bi_role
+from kam.warehouse import HISTORY_SCHEMA, bootstrap, connect, ensure_bi_role, history_tables
 
 NEXT_DAY = date(2026, 6, 30)  # the generated data's last day: its rows arrive for the next day's run
 FULL_RUN_DAY = NEXT_DAY - timedelta(days=1)
@@ -330,6 +330,55 @@ def measure_scale(
     measure.next_day = next_day
     counts.update({"largest_raw_table": largest, "scan_rows": scan.rows, "copy_rows": copy.rows})
     return measure, counts
+
+
+def add_published_history(url: str, day: date, days: int) -> int:
+    """`days` published days of history before `day`, as a year of daily runs leaves them:
+    each history table's rows of `day`'s published run, copied to each earlier date under a
+    publication of its own. Returns the rows added."""
+    added = 0
+    with connect(url) as conn:
+        (invocation,) = conn.execute(
+            "select dbt_invocation_id from audit.publications where as_of_date = %s"
+            " order by publication_id desc limit 1",
+            (day,),
+        ).fetchone()
+        past = [day - timedelta(days=n) for n in range(days, 0, -1)]
+        conn.cursor().executemany(
+            "insert into audit.publications (as_of_date, run_id, dbt_invocation_id, is_current_marts)"
+            " values (%s, 'bench-history', %s, false)",
+            [(d, f"bench-history-{d}") for d in past],
+        )
+        for table in history_tables(conn):
+            columns = [
+                name
+                for (name,) in conn.execute(
+                    "select column_name from information_schema.columns where table_schema = %s"
+                    " and table_name = %s order by ordinal_position",
+                    (HISTORY_SCHEMA, table),
+                )
+            ]
+            copied = {
+                "as_of_date": sql.SQL("past.as_of_date"),
+                "dbt_invocation_id": sql.SQL("'bench-history-' || past.as_of_date"),
+            }
+            added += conn.execute(
+                sql.SQL(
+                    "insert into {table} ({columns}) select {values} from {table} as history"
+                    " cross join unnest(%s::date[]) as past (as_of_date)"
+                    " where history.as_of_date = %s and history.dbt_invocation_id = %s"
+                ).format(
+                    table=sql.Identifier(HISTORY_SCHEMA, table),
+                    columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    values=sql.SQL(", ").join(
+                        copied.get(c, sql.SQL("history.{}").format(sql.Identifier(c))) for c in columns
+                    ),
+                ),
+                (past, day, invocation),
+            ).rowcount
+            conn.execute(sql.SQL("analyze {}").format(sql.Identifier(HISTORY_SCHEMA, table)))
+        conn.execute("analyze audit.publications")
+    return added
 
 
 def _beside(server_state, settings: Settings, name: str) -> Settings:

@@ -28,7 +28,7 @@ from psycopg import sql
 
 from kam.contract import RAW_SCHEMA, Table, load_contract
 from kam.settings import Settings
-from kam.warehouse import ROWS_UNDER_VALIDATION_SCHEMA, connect
+from kam.warehouse import HISTORY_SCHEMA, ROWS_UNDER_VALIDATION_SCHEMA, connect
 
 log = logging.getLogger("kam.quality")
 # GX logs about 850 INFO lines a gate (registering its own functions, parsing its models):
@@ -57,11 +57,18 @@ SHAPE_EXPECTATIONS = frozenset(
 
 @dataclass(frozen=True)
 class Scope:
-    """What a gate validates of one table: the whole table, or (new_rows_only) its shape on
-    the whole table and its values only on the rows of the batches no gate has passed yet."""
+    """What a gate validates of one table: the whole table; or (new_rows_only) its shape on
+    the whole table and its values only on the rows of the batches no gate has passed yet;
+    or (history_table) only the rows this dbt run added to that table in `snapshots`, which
+    are what publishing adds to a history mart (a view over the published runs)."""
 
     batch_ids: tuple[int, ...] = ()  # the raw batches under validation, recorded with the results
     new_rows_only: bool = False
+    history_table: str | None = None
+
+    @property
+    def copies_rows(self) -> bool:
+        return self.new_rows_only or self.history_table is not None
 
 
 @dataclass
@@ -310,32 +317,43 @@ def _batch_definition(source, schema: str, table: str, rows_under_validation: bo
 
 
 @contextlib.contextmanager
-def _rows_under_validation(url: str, scopes: dict[str, Scope]) -> Iterator[None]:
-    """One raw gate at a time. For each new_rows_only table, the rows of its batches under
-    validation are copied into ROWS_UNDER_VALIDATION_SCHEMA with one indexed read, so GX's
-    queries (about 30 per table) read those rows rather than the whole table each time;
-    dropped afterwards."""
-    copies = {
-        table: sql.Identifier(ROWS_UNDER_VALIDATION_SCHEMA, table)
-        for table, scope in scopes.items()
-        if scope.new_rows_only
-    }
+def _rows_under_validation(
+    url: str, scopes: dict[str, Scope], as_of: date, dbt_invocation_id: str | None
+) -> Iterator[None]:
+    """One gate at a time. The rows a scope validates (a raw table's batches under
+    validation, a history table's rows of this run) are copied into
+    ROWS_UNDER_VALIDATION_SCHEMA with one indexed read, so GX's queries (about 30 per
+    table) read those rows rather than the whole table each time; dropped afterwards."""
+    selections = {}
+    for table, scope in scopes.items():
+        if scope.new_rows_only:
+            selections[table] = (
+                sql.SQL("select * from {} where _batch_id = any(%s)").format(
+                    sql.Identifier(RAW_SCHEMA, table)
+                ),
+                (list(scope.batch_ids),),
+            )
+        elif scope.history_table:
+            selections[table] = (
+                sql.SQL("select * from {} where as_of_date = %s and dbt_invocation_id = %s").format(
+                    sql.Identifier(HISTORY_SCHEMA, scope.history_table)
+                ),
+                (as_of, dbt_invocation_id),
+            )
+    copies = {table: sql.Identifier(ROWS_UNDER_VALIDATION_SCHEMA, table) for table in selections}
     with connect(url, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(hashtext('kam.raw_gate'))")
+        conn.execute("select pg_advisory_lock(hashtext('kam.rows_under_validation'))")
         try:
-            for table, copy in copies.items():
-                conn.execute(sql.SQL("drop table if exists {}").format(copy))
+            for table, (selection, parameters) in selections.items():
+                conn.execute(sql.SQL("drop table if exists {}").format(copies[table]))
                 conn.execute(
-                    sql.SQL("create unlogged table {} as select * from {} where _batch_id = any(%s)").format(
-                        copy, sql.Identifier(RAW_SCHEMA, table)
-                    ),
-                    (list(scopes[table].batch_ids),),
+                    sql.SQL("create unlogged table {} as {}").format(copies[table], selection), parameters
                 )
             yield
         finally:
             for copy in copies.values():
                 conn.execute(sql.SQL("drop table if exists {}").format(copy))
-            conn.execute("select pg_advisory_unlock(hashtext('kam.raw_gate'))")
+            conn.execute("select pg_advisory_unlock(hashtext('kam.rows_under_validation'))")
 
 
 def _validation(context, batch, suite_name: str, expectations: list[dict]):
@@ -406,7 +424,15 @@ def run_gate(
         expectations = read_suite(suite_path(settings, gate, table), build_schema=schema)["expectations"]
         whole_table = _batch_definition(source, schema, table)
         parts = [(f"{gate}.{table}", whole_table, expectations)]
-        if scope.new_rows_only:
+        if scope.history_table:
+            parts = [
+                (
+                    f"{gate}.{table}",
+                    _batch_definition(source, schema, table, rows_under_validation=True),
+                    expectations,
+                )
+            ]
+        elif scope.new_rows_only:
             parts = [
                 (
                     f"{gate}.{table}",
@@ -552,7 +578,7 @@ def validate_raw(
         )
         progress(result.summary())
         return result
-    with _rows_under_validation(url, scopes):
+    with _rows_under_validation(url, scopes, as_of, None):
         return run_gate(
             settings,
             url,
@@ -579,15 +605,26 @@ def validate_marts(
     dbt_invocation_id: str | None,
     progress: Callable[[str], None] = log.info,
 ) -> GateResult:
-    return run_gate(
-        settings,
-        url,
-        "marts",
-        build_schema,
-        dict.fromkeys(mart_suites(settings), Scope()),
-        as_of,
-        run_id,
-        {"as_of_date": as_of.isoformat()},
-        dbt_invocation_id=dbt_invocation_id,
-        progress=progress,
-    )
+    """The marts gate on the marts dbt built (a run's, with its invocation id), or on
+    published marts (without one: a history mart is then validated whole)."""
+    scopes = {
+        mart: Scope(
+            history_table=read_suite(suite_path(settings, "marts", mart)).get("meta", {}).get("history_table")
+        )
+        if dbt_invocation_id
+        else Scope()
+        for mart in mart_suites(settings)
+    }
+    with _rows_under_validation(url, scopes, as_of, dbt_invocation_id):
+        return run_gate(
+            settings,
+            url,
+            "marts",
+            build_schema,
+            scopes,
+            as_of,
+            run_id,
+            {"as_of_date": as_of.isoformat()},
+            dbt_invocation_id=dbt_invocation_id,
+            progress=progress,
+        )

@@ -46,7 +46,9 @@ BATCH_SETTING = "kam.batch_id"
 BATCH_ID_DEFAULT = sql.SQL(
     f"nullif(current_setting({sql.Literal(BATCH_SETTING).as_string()}, true), '')::bigint"
 )
-ROWS_UNDER_VALIDATION_SCHEMA = "raw_gate"  # the raw gate's copies of the rows it validates
+HISTORY_SCHEMA = "snapshots"  # dbt's append-only history tables, one set of rows per published day
+ROWS_UNDER_VALIDATION_SCHEMA = "gate_rows"  # the gates' copies of the rows they validate
+FORMER_SCHEMAS = ("raw_gate",)  # what ROWS_UNDER_VALIDATION_SCHEMA was called; empty between gates
 
 
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
@@ -90,6 +92,8 @@ def bootstrap(url: str) -> None:
         conn.execute(resources.files("kam").joinpath("sql/audit.sql").read_text())
         for schema in (RAW_SCHEMA, ROWS_UNDER_VALIDATION_SCHEMA):
             conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        for schema in FORMER_SCHEMAS:
+            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
         for table in load_contract().values():
             for statement in _raw_table_ddl(table):
                 conn.execute(statement)
@@ -167,16 +171,25 @@ def _schema_exists(conn: psycopg.Connection, schema: str) -> bool:
     return conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone() is not None
 
 
+def history_tables(conn: psycopg.Connection) -> list[str]:
+    """The history tables: one set of rows per as-of date and dbt run."""
+    return [
+        table
+        for (table,) in conn.execute(
+            "select table_name from information_schema.columns where table_schema = %s"
+            " and column_name in ('as_of_date', 'dbt_invocation_id') group by table_name having count(*) = 2"
+            " order by table_name",
+            (HISTORY_SCHEMA,),
+        )
+    ]
+
+
 def _prune_unpublished_history(conn: psycopg.Connection, as_of_date, dbt_invocation_id: str | None) -> None:
     """History tables keep one set of rows per as-of date: the published run's."""
-    tables = conn.execute(
-        "select table_name from information_schema.columns where table_schema = 'snapshots' "
-        "and column_name in ('as_of_date', 'dbt_invocation_id') group by table_name having count(*) = 2"
-    ).fetchall()
-    for (table,) in tables:
+    for table in history_tables(conn):
         conn.execute(
             sql.SQL("delete from {} where as_of_date = %s and dbt_invocation_id is distinct from %s").format(
-                sql.Identifier("snapshots", table)
+                sql.Identifier(HISTORY_SCHEMA, table)
             ),
             (as_of_date, dbt_invocation_id),
         )
