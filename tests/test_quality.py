@@ -249,3 +249,34 @@ def test_gx_keeps_a_month_of_its_result_files_and_audit_keeps_every_result(publi
     project = (gx_root / "great_expectations.yml").read_text()
     assert "config_variables_file_path:\n" in project
     assert f"validation_results_limit: {quality.DATA_DOCS_INDEX_RESULTS}" in project
+
+
+def test_the_marts_gate_reads_the_history_rows_of_its_own_run(published):
+    url, settings = published
+    build = build_marts(url, settings, AS_OF, progress=lambda m: None)
+    duplicate_one = (
+        "insert into snapshots.credit_grades_history select * from snapshots.credit_grades_history"
+        " where dbt_invocation_id {} %s limit 1"
+    )
+    try:
+        with psycopg.connect(url) as conn:
+            # a published run's rows passed that run's gate: a key broken there since is not read again
+            conn.execute(duplicate_one.format("<>"), (build["invocation_id"],))
+        validate_marts(
+            url, settings, AS_OF, "run-history-old", build["invocation_id"], progress=lambda m: None
+        )
+        with psycopg.connect(url) as conn:
+            conn.execute(duplicate_one.format("="), (build["invocation_id"],))
+        with pytest.raises(StepFailed, match="credit_grade_history: expect_compound_columns_to_be_unique"):
+            validate_marts(
+                url, settings, AS_OF, "run-history-new", build["invocation_id"], progress=lambda m: None
+            )
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "delete from snapshots.credit_grades_history as later using snapshots.credit_grades_history as first"
+                " where later.ctid > first.ctid and (later.as_of_date, later.customer_id, later.dbt_invocation_id)"
+                " = (first.as_of_date, first.customer_id, first.dbt_invocation_id)"
+            )
+    # the copies the gate read are gone
+    assert scalar(url, "select count(*) from pg_tables where schemaname = 'gate_rows'") == 0

@@ -13,5 +13,7 @@ select
     credit_limit,
     exposure,
     is_stop_shipment,
+    stop_since_date,
+    last_review_date,
     '{{ invocation_id }}' as dbt_invocation_id
 from {{ ref('credit_grades') }}

@@ -35,45 +35,62 @@ pareto as (
 
 ),
 
-published_history as (
-
-    {{ published_history_rows('credit_grades_history',
-        {'as_of_date': 'date', 'customer_id': 'text', 'credit_grade': 'text'}) }}
-
-),
-
-grade_runs as (
-
-    -- the date each published grade run began (a change of grade starts a new run)
-    select
-        customer_id,
-        as_of_date,
-        credit_grade,
-        credit_grade is distinct from lag(credit_grade) over (partition by customer_id order by as_of_date)
-            as starts_run
-    from published_history
-    where as_of_date < {{ as_of_date() }}
-
-),
-
 last_published as (
 
-    select distinct on (customer_id)
-        customer_id,
-        credit_grade as previous_grade,
-        as_of_date as previous_as_of_date
-    from grade_runs
-    order by customer_id, as_of_date desc
+    -- each customer's latest published grade before the as-of date, and its review date
+    select
+        customers.customer_id,
+        latest.credit_grade as previous_grade,
+        latest.as_of_date as previous_as_of_date,
+        latest.last_review_date as previous_review_date,
+        latest.is_stop_shipment as was_stopped,
+        latest.stop_since_date as previous_stop_since_date
+    from customers
+    inner join lateral (
+        {{ published_row('credit_grades_history', {
+            'credit_grade': 'text', 'as_of_date': 'date', 'last_review_date': 'date',
+            'is_stop_shipment': 'boolean', 'stop_since_date': 'date'}, 'customers.customer_id') }}
+    ) as latest on true
 
 ),
 
-grade_since as (
+grade_began as (
 
+    -- when the current grade began, where the latest published run predates the review date
+    -- in history: the first published day after the latest one with another grade
     select
-        customer_id,
-        max(as_of_date) filter (where starts_run) as grade_since_date
-    from grade_runs
-    group by customer_id
+        last_published.customer_id,
+        began.as_of_date as grade_since_date
+    from last_published
+    left join lateral (
+        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
+            where='history.credit_grade is distinct from last_published.previous_grade') }}
+    ) as other_grade on true
+    inner join lateral (
+        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
+            where="history.as_of_date > coalesce(other_grade.as_of_date, date '0001-01-01')", earliest=true) }}
+    ) as began on true
+    where last_published.previous_review_date is null
+
+),
+
+stop_began as (
+
+    -- when the stop in the latest published run began, where that run predates the stop date
+    -- in history: the first published day after the latest one without a stop
+    select
+        last_published.customer_id,
+        began.as_of_date as stop_since_date
+    from last_published
+    left join lateral (
+        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
+            where='not history.is_stop_shipment') }}
+    ) as shipping on true
+    inner join lateral (
+        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
+            where="history.as_of_date > coalesce(shipping.as_of_date, date '0001-01-01')", earliest=true) }}
+    ) as began on true
+    where last_published.was_stopped and last_published.previous_stop_since_date is null
 
 ),
 
@@ -104,6 +121,9 @@ assessed as (
         exposure.open_order_amount,
         exposure.shipped_not_invoiced_amount,
         exposure.exposure,
+        exposure.exposure > grading.credit_limit as is_stop_shipment,
+        coalesce(last_published.was_stopped, false) as was_stopped,
+        coalesce(last_published.previous_stop_since_date, stop_began.stop_since_date) as previous_stop_since_date,
         grading.is_recession,
         grading.economic_condition,
         grading.has_financials,
@@ -115,12 +135,14 @@ assessed as (
         grading.current_ratio,
         grading.collateral_value,
         last_published.previous_grade,
-        -- a new grade is a review today; else the review date is when the current grade began
+        -- a new grade is a review today; else the last published run's review date holds
         -- (before any history: when the account was opened)
         case
             when last_published.previous_grade is distinct from grading.credit_grade and last_published.previous_grade is not null
                 then {{ as_of_date() }}
-            else coalesce(grade_since.grade_since_date, customers.created_date, {{ as_of_date() }})
+            else coalesce(
+                last_published.previous_review_date, grade_began.grade_since_date, customers.created_date, {{ as_of_date() }}
+            )
         end as last_review_date,
         case when pareto.tier = 'A' then {{ policy('credit_review_months_key_account') }}
             else {{ policy('credit_review_months_other') }} end as review_interval_months
@@ -130,7 +152,8 @@ assessed as (
     inner join accounts on customers.customer_id = accounts.customer_id
     inner join pareto on accounts.account_id = pareto.account_id
     left join last_published on customers.customer_id = last_published.customer_id
-    left join grade_since on customers.customer_id = grade_since.customer_id
+    left join grade_began on customers.customer_id = grade_began.customer_id
+    left join stop_began on customers.customer_id = stop_began.customer_id
 
 ),
 
@@ -161,7 +184,12 @@ final as (
         cast(credit_limit - exposure as numeric(18, 2)) as available_credit,
         round(exposure / nullif(credit_limit, 0), 4) as utilization,
         exposure > credit_limit as is_over_limit,
-        exposure > credit_limit as is_stop_shipment,
+        is_stop_shipment,
+        -- a stop that goes on keeps the day it began; one that begins today begins today
+        case
+            when is_stop_shipment and was_stopped then previous_stop_since_date
+            when is_stop_shipment then {{ as_of_date() }}
+        end as stop_since_date,
         is_company_gate_open,
         is_recession,
         last_review_date,

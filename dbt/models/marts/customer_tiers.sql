@@ -61,12 +61,6 @@ weights as (
 
 ),
 
-published_history as (
-
-    {{ published_history_rows('customer_tiers_history', {'as_of_date': 'date', 'customer_id': 'text', 'tier': 'text'}) }}
-
-),
-
 last_visits as (
 
     select
@@ -130,13 +124,15 @@ scored as (
 
 previous as (
 
-    select distinct on (customer_id)
-        customer_id,
-        tier as previous_tier,
-        as_of_date as previous_as_of_date
-    from published_history
-    where as_of_date < {{ as_of_date() }}
-    order by customer_id, as_of_date desc
+    -- each customer's latest published tier before the as-of date
+    select
+        customers.customer_id,
+        latest.tier as previous_tier,
+        latest.as_of_date as previous_as_of_date
+    from customers
+    inner join lateral (
+        {{ published_row('customer_tiers_history', {'tier': 'text', 'as_of_date': 'date'}, 'customers.customer_id') }}
+    ) as latest on true
 
 ),
 
@@ -147,8 +143,10 @@ evaluated as (
         customer_id,
         as_of_date as last_evaluated_date,
         tier as evaluated_tier
-    from published_history
-    where as_of_date <= {{ as_of_date() }} and extract(day from as_of_date) = 1
+    from (
+        {{ published_days('customer_tiers_history', {'customer_id': 'text', 'as_of_date': 'date', 'tier': 'text'},
+            'as_of_date <= ' ~ as_of_date() ~ ' and extract(day from as_of_date) = 1') }}
+    ) as month_starts
 
 ),
 

@@ -1,6 +1,5 @@
 -- Customers to stop shipping to today (暂停发货): exposure above the credit limit. With the
--- oldest overdue invoice and the date the stop began (from the published history).
--- depends_on: {{ ref('stg_audit__publications') }}
+-- oldest overdue invoice and the date the stop began (credit_grades carries it from run to run).
 
 with
 
@@ -17,13 +16,6 @@ open_items as (
 
 ),
 
-published_history as (
-
-    {{ published_history_rows('credit_grades_history',
-        {'as_of_date': 'date', 'customer_id': 'text', 'is_stop_shipment': 'boolean'}) }}
-
-),
-
 oldest_overdue as (
 
     select distinct on (customer_id)
@@ -35,33 +27,6 @@ oldest_overdue as (
     from open_items
     where days_past_due > 0
     order by customer_id, days_past_due desc, invoice_id
-
-),
-
-last_not_stopped as (
-
-    select
-        customer_id,
-        max(as_of_date) filter (where not is_stop_shipment) as last_shipping_date,
-        min(as_of_date) as first_published_date
-    from published_history
-    where as_of_date < {{ as_of_date() }}
-    group by customer_id
-
-),
-
-first_stop_after as (
-
-    select
-        published_history.customer_id,
-        min(published_history.as_of_date) as stop_since_date
-    from published_history
-    left join last_not_stopped on published_history.customer_id = last_not_stopped.customer_id
-    where
-        published_history.is_stop_shipment
-        and published_history.as_of_date < {{ as_of_date() }}
-        and published_history.as_of_date > coalesce(last_not_stopped.last_shipping_date, date '0001-01-01')
-    group by published_history.customer_id
 
 ),
 
@@ -84,11 +49,10 @@ final as (
         oldest_overdue.oldest_overdue_invoice_number,
         oldest_overdue.oldest_days_past_due,
         oldest_overdue.oldest_overdue_open_amount,
-        coalesce(first_stop_after.stop_since_date, grades.as_of_date) as stop_since_date,
+        grades.stop_since_date,
         grades.grade_reasons
     from grades
     left join oldest_overdue on grades.customer_id = oldest_overdue.customer_id
-    left join first_stop_after on grades.customer_id = first_stop_after.customer_id
 
 )
 

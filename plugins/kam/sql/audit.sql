@@ -58,6 +58,8 @@ create table if not exists audit.publications (
 );
 -- A backfill (an as-of date older than the current marts) publishes its history only.
 alter table audit.publications add column if not exists is_current_marts boolean not null default true;
+-- Marts look up whether a day's run of history was published, once per customer.
+create index if not exists publications_day on audit.publications (as_of_date, dbt_invocation_id);
 
 -- One row per message the alert DAG means to send: a retry or rerun for the same as-of
 -- date and recipient never sends it twice; a failed send is retried and recorded.

@@ -1,0 +1,65 @@
+{#- A mart reading its own earlier runs (previous tier, previous grade) from a history table
+    in `snapshots`, by relation instead of ref, so there is no dbt cycle (a model using these
+    needs `-- depends_on: {{ ref('stg_audit__publications') }}`). Only published runs count:
+    publish keeps, of each day, the published run's rows only, so a row counts when a
+    publication names its day and run. Each read goes through the history's indexes and reads
+    a few rows per customer or per day, however many days the history holds. Before the
+    first run the table does not exist: no rows, with `columns` (name: type); a column the
+    table does not have yet (rows written before it was kept) reads as null. -#}
+
+{% macro published_row(identifier, columns, customer, where='true', earliest=false) -%}
+{#- The latest (or earliest) published row of `customer` before the as-of date that matches
+    `where` (on `history`): use as `inner join lateral (...) as alias on true`. -#}
+    {%- set relation = _history_relation(identifier) -%}
+    {%- if relation is none -%}
+    {{ _no_rows(columns) }}
+    {%- else -%}
+    select {{ _history_columns(relation, columns) }}
+    from {{ relation }} as history
+    where
+        history.customer_id = {{ customer }}
+        and history.as_of_date < {{ as_of_date() }}
+        and ({{ where }})
+        and exists (
+            select 1
+            from {{ ref('stg_audit__publications') }} as publications
+            where
+                publications.as_of_date = history.as_of_date
+                and publications.dbt_invocation_id = history.dbt_invocation_id
+        )
+    order by history.as_of_date {{ "asc" if earliest else "desc" }}
+    limit 1
+    {%- endif %}
+{%- endmacro %}
+
+{% macro published_days(identifier, columns, days) -%}
+{#- Every row of the published runs of the days that match `days` (on `as_of_date`). -#}
+    {%- set relation = _history_relation(identifier) -%}
+    {%- if relation is none -%}
+    {{ _no_rows(columns) }}
+    {%- else -%}
+    select {{ _history_columns(relation, columns) }}
+    from {{ relation }} as history
+    where (history.as_of_date, history.dbt_invocation_id) in (
+        select as_of_date, dbt_invocation_id
+        from {{ ref('stg_audit__publications') }}
+        where {{ days }}
+    )
+    {%- endif %}
+{%- endmacro %}
+
+{% macro _history_relation(identifier) -%}
+    {{ return(adapter.get_relation(database=target.database, schema='snapshots', identifier=identifier) if execute else none) }}
+{%- endmacro %}
+
+{% macro _history_columns(relation, columns) -%}
+    {%- set present = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
+    {%- for name, type in columns.items() -%}
+    {{ "history." ~ name if name in present else "cast(null as " ~ type ~ ")" }} as {{ name }}{{ ", " if not loop.last }}
+    {%- endfor -%}
+{%- endmacro %}
+
+{% macro _no_rows(columns) -%}
+    select {% for name, type in columns.items() %}cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %}
+    where false
+{%- endmacro %}
