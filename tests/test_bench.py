@@ -31,13 +31,15 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
         "reference: psql \\copy",
         "kam_daily (Airflow)",
         "kam_daily steps bare, again",
+        "history: 365 published days added",
         "scan largest raw table",
     ):
         assert stages[name]["seconds"] > 0, name
     assert stages["load"]["rows"] == stages["reference: psql \\copy"]["rows"] > 0
-    assert len(report["ratios"]) == 7 and all(value is not None for value in report["ratios"].values())
+    assert len(report["ratios"]) == 8 and all(value is not None for value in report["ratios"].values())
     assert report["slowest_models"] and "load throughput" in result.stdout
     # the mail catcher runs in its own process, as a mail server does, and received every message
+    # sent (the monthly reviews-due list goes once a month, with the first day's run)
     next_day = {s["name"]: s for s in report["next_day_stages"]}
     delivered = list((tmp_path / "home" / "bench").glob("*/scale-0.04/outbox/*.eml"))
     assert len(delivered) == stages["alerts"]["rows"] + next_day["alerts"]["rows"] > 0
@@ -46,6 +48,11 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
     assert next_day["load"]["rows"] == report["next_day_rows"] > 0
     assert stages["load"]["rows"] + next_day["load"]["rows"] == stages["generate"]["rows"]
     assert next_day["raw gate"]["rows"] > 0
+    # a year of history: every history table gets a year of published days, and a day runs on it
+    added = report["history_rows_added"]
+    assert added > 0 and added % 365 == 0
+    a_year_on = {s["name"]: s["seconds"] for s in report["a_year_on_stages"]}
+    assert all(a_year_on[name] > 0 for name in ("dbt build", "marts gate", "publish"))
     (landing,) = (tmp_path / "home" / "bench").glob("*/scale-0.04/landing")
     with open(landing / "billing" / "payments" / "payments_2026-06-30.csv", newline="") as day:
         day_payments = {row["payment_id"]: row["payment_date"] for row in csv.DictReader(day)}

@@ -3,11 +3,12 @@
 Stages (seconds, rows, rows/s, peak memory of the pipeline's own processes): generate,
 load, raw gate, dbt build (per model), marts gate, publish, alerts, then the next day's run:
 the generated data's last day is held back from the full run and arrives as that day's
-files, as a daily feed brings them.
+files, as a daily feed brings them; then, with a year of published history added, the day
+after that.
 References, each printed as a ratio: psql \\copy of the same files, kam_daily through
 Airflow vs the same steps bare (run before and after it: the machine's speed drifts), the
-next day vs the full run, the dbt build vs one aggregate scan of the largest raw table,
-and scale N vs N/10. Figures also go to
+next day vs the full run, the day with a year of history vs the next day, the dbt build
+vs one aggregate scan of the largest raw table, and scale N vs N/10. Figures also go to
 KAM_HOME/bench/<run>/bench.json. A command, not a test: a smoke run of it is in the tests.
 """
 
@@ -38,6 +39,9 @@ from kam.warehouse import HISTORY_SCHEMA, bootstrap, connect, ensure_bi_role, hi
 
 NEXT_DAY = date(2026, 6, 30)  # the generated data's last day: its rows arrive for the next day's run
 FULL_RUN_DAY = NEXT_DAY - timedelta(days=1)
+HISTORY_DAYS = 365  # published days added before the full run's, for a day run on a year of history
+A_YEAR_ON = NEXT_DAY + timedelta(days=1)
+HISTORY_STAGES = ("dbt build", "marts gate", "publish")  # the stages that read history
 SEED = 42
 KAM_DAILY_STAGES = ("load", "raw gate", "dbt build", "marts gate", "publish")  # kam_alerts sends
 PIPELINE_STAGES = (*KAM_DAILY_STAGES, "alerts")
@@ -69,6 +73,7 @@ class Measurement:
     stages: list[Stage] = field(default_factory=list)
     models: dict[str, float] = field(default_factory=dict)
     next_day: Measurement | None = None  # the following as-of date's run (full scale only)
+    a_year_on: Measurement | None = None  # the day after, with a year of published history
 
     def timed(self, name: str, work: Callable[[], int | None]) -> Stage:
         started = time.monotonic()
@@ -251,7 +256,7 @@ def _bare_pipeline(
                 "alerts",
                 lambda: pipeline.send_alerts(
                     url, settings, day, Smtp("127.0.0.1", catcher.port), progress=quiet
-                )["messages"],
+                )["sent"],
             )
     progress(f"  scale {measure.scale}, {day}: bare {', '.join(stages)} {measure.seconds(*stages)}s")
 
@@ -328,6 +333,16 @@ def measure_scale(
         Stage("next day (bare)", next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb())
     )
     measure.next_day = next_day
+    # A year of daily runs on: the same warehouse with a year of published history before it.
+    history = measure.timed(
+        f"history: {HISTORY_DAYS} published days added",
+        lambda: add_published_history(url, FULL_RUN_DAY, HISTORY_DAYS),
+    )
+    a_year_on = Measurement(scale)
+    _settled(server_state)
+    _bare_pipeline(a_year_on, url, settings, A_YEAR_ON, "bench-a-year-on", progress, KAM_DAILY_STAGES)
+    measure.a_year_on = a_year_on
+    counts["history_rows_added"] = history.rows
     counts.update({"largest_raw_table": largest, "scan_rows": scan.rows, "copy_rows": copy.rows})
     return measure, counts
 
@@ -436,6 +451,8 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         "next_day_stages": [asdict(s) for s in full.next_day.stages],
         "slowest_models": slowest(full.models),
         "next_day_slowest_models": slowest(full.next_day.models),
+        "a_year_on_stages": [asdict(s) for s in full.a_year_on.stages],
+        "a_year_on_slowest_models": slowest(full.a_year_on.models),
         "ratios": {
             "load throughput / raw \\copy throughput (target >= 0.7)": ratio(
                 (load.rows or 0) / load.seconds, (copy.rows or 0) / copy.seconds
@@ -448,6 +465,9 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
                 full.seconds(BARE_AGAIN), full.seconds(*KAM_DAILY_STAGES)
             ),
             "next day / full run (target <= 0.1)": ratio(full.seconds("next day (bare)"), bare),
+            f"{' + '.join(HISTORY_STAGES)}: with {HISTORY_DAYS} days of history / with 1 (target: flat)": ratio(
+                full.a_year_on.seconds(*HISTORY_STAGES), full.next_day.seconds(*HISTORY_STAGES)
+            ),
             "dbt build / one aggregate scan of the largest raw table": ratio(
                 full.seconds("dbt build"), full.seconds("scan largest raw table")
             ),
@@ -474,9 +494,14 @@ def format_report(report: dict) -> str:
             f"{stage['name']:<28}{stage['seconds']:>10}{stage['rows'] or '':>12}"
             f"{stage['rows_per_second'] or '':>10}{stage['peak_memory_mb']:>10}"
         )
-    lines.append("next day: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in report["next_day_stages"]))
+    for day, key in (("next day", "next_day_stages"), ("a year on", "a_year_on_stages")):
+        lines.append(f"{day}: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in report[key]))
     lines.append("")
     lines += [f"{name}: {value}" for name, value in report["ratios"].items()]
-    for day, key in (("", "slowest_models"), ("next day's ", "next_day_slowest_models")):
+    for day, key in (
+        ("", "slowest_models"),
+        ("next day's ", "next_day_slowest_models"),
+        ("a year on, ", "a_year_on_slowest_models"),
+    ):
         lines.append(f"{day}slowest models: " + ", ".join(f"{m} {s:.2f}s" for m, s in report[key][:3]))
     return "\n".join(lines)
