@@ -10,12 +10,7 @@
 {% macro published_row(identifier, columns, customer, where='true', earliest=false) -%}
 {#- The latest (or earliest) published row of `customer` before the as-of date that matches
     `where` (on `history`): use as `inner join lateral (...) as alias on true`. -#}
-    {%- set relation = _history_relation(identifier) -%}
-    {%- if relation is none -%}
-    {{ _no_rows(columns) }}
-    {%- else -%}
-    select {{ _history_columns(relation, columns) }}
-    from {{ relation }} as history
+    {%- call _from_history(identifier, columns) %}
     where
         history.customer_id = {{ customer }}
         and history.as_of_date < {{ as_of_date() }}
@@ -29,22 +24,42 @@
         )
     order by history.as_of_date {{ "asc" if earliest else "desc" }}
     limit 1
-    {%- endif %}
+    {%- endcall %}
+{%- endmacro %}
+
+{% macro published_streak_start(identifier, customer, broken_by) -%}
+{#- The first published day (as_of_date) of `customer`'s streak that runs up to the as-of
+    date: the first day after the latest one that matches `broken_by` (on `history`). -#}
+    select began.as_of_date
+    from (select) as streak
+    left join lateral (
+        {{ published_row(identifier, {'as_of_date': 'date'}, customer, where=broken_by) }}
+    ) as broken on true
+    inner join lateral (
+        {{ published_row(identifier, {'as_of_date': 'date'}, customer,
+            where="history.as_of_date > coalesce(broken.as_of_date, date '0001-01-01')", earliest=true) }}
+    ) as began on true
 {%- endmacro %}
 
 {% macro published_days(identifier, columns, days) -%}
 {#- Every row of the published runs of the days that match `days` (on `as_of_date`). -#}
+    {%- call _from_history(identifier, columns) %}
+    where (history.as_of_date, history.dbt_invocation_id) in (
+        select as_of_date, dbt_invocation_id
+        from {{ ref('stg_audit__publications') }}
+        where {{ days }}
+    )
+    {%- endcall %}
+{%- endmacro %}
+
+{% macro _from_history(identifier, columns) -%}
     {%- set relation = _history_relation(identifier) -%}
     {%- if relation is none -%}
     {{ _no_rows(columns) }}
     {%- else -%}
     select {{ _history_columns(relation, columns) }}
     from {{ relation }} as history
-    where (history.as_of_date, history.dbt_invocation_id) in (
-        select as_of_date, dbt_invocation_id
-        from {{ ref('stg_audit__publications') }}
-        where {{ days }}
-    )
+    {{- caller() }}
     {%- endif %}
 {%- endmacro %}
 

@@ -62,13 +62,9 @@ grade_began as (
         last_published.customer_id,
         began.as_of_date as grade_since_date
     from last_published
-    left join lateral (
-        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
-            where='history.credit_grade is distinct from last_published.previous_grade') }}
-    ) as other_grade on true
     inner join lateral (
-        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
-            where="history.as_of_date > coalesce(other_grade.as_of_date, date '0001-01-01')", earliest=true) }}
+        {{ published_streak_start('credit_grades_history', 'last_published.customer_id',
+            broken_by='history.credit_grade is distinct from last_published.previous_grade') }}
     ) as began on true
     where last_published.previous_review_date is null
 
@@ -82,13 +78,9 @@ stop_began as (
         last_published.customer_id,
         began.as_of_date as stop_since_date
     from last_published
-    left join lateral (
-        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
-            where='not history.is_stop_shipment') }}
-    ) as shipping on true
     inner join lateral (
-        {{ published_row('credit_grades_history', {'as_of_date': 'date'}, 'last_published.customer_id',
-            where="history.as_of_date > coalesce(shipping.as_of_date, date '0001-01-01')", earliest=true) }}
+        {{ published_streak_start('credit_grades_history', 'last_published.customer_id',
+            broken_by='not history.is_stop_shipment') }}
     ) as began on true
     where last_published.was_stopped and last_published.previous_stop_since_date is null
 
