@@ -66,10 +66,6 @@ class Scope:
     new_rows_only: bool = False
     history_table: str | None = None
 
-    @property
-    def copies_rows(self) -> bool:
-        return self.new_rows_only or self.history_table is not None
-
 
 @dataclass
 class Failure:
@@ -412,7 +408,8 @@ def run_gate(
     (columns, types, row count) on the whole table and the values only on the rows of the
     batches not yet validated: rows already in the table passed an earlier gate and have not
     changed since (a changed row belongs to the batch that changed it). A first load is
-    checked whole, which is faster than through a query."""
+    checked whole, which is faster than through a query. A history_table scope (the marts
+    gate on a history mart) checks the rows of this run only."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
@@ -422,21 +419,14 @@ def run_gate(
     suite_tables: dict[str, str] = {}
     for table, scope in scopes.items():
         expectations = read_suite(suite_path(settings, gate, table), build_schema=schema)["expectations"]
-        whole_table = _batch_definition(source, schema, table)
-        parts = [(f"{gate}.{table}", whole_table, expectations)]
         if scope.history_table:
-            parts = [
-                (
-                    f"{gate}.{table}",
-                    _batch_definition(source, schema, table, rows_under_validation=True),
-                    expectations,
-                )
-            ]
+            rows_of_run = _batch_definition(source, schema, table, rows_under_validation=True)
+            parts = [(f"{gate}.{table}", rows_of_run, expectations)]
         elif scope.new_rows_only:
             parts = [
                 (
                     f"{gate}.{table}",
-                    whole_table,
+                    _batch_definition(source, schema, table),
                     [e for e in expectations if e["type"] in SHAPE_EXPECTATIONS],
                 ),
                 (
@@ -445,6 +435,8 @@ def run_gate(
                     [e for e in expectations if e["type"] not in SHAPE_EXPECTATIONS],
                 ),
             ]
+        else:
+            parts = [(f"{gate}.{table}", _batch_definition(source, schema, table), expectations)]
         for suite_name, batch, chosen in parts:
             suite_tables[suite_name] = table
             definitions.append(_validation(context, batch, suite_name, chosen))
