@@ -51,3 +51,17 @@ def test_bootstrap_replaces_an_earlier_warehouses_btree_batch_index_with_brin(wa
         "select indexrelid::regclass::text, am.amname from pg_index join pg_class c on c.oid = indexrelid"
         " join pg_am am on am.oid = c.relam where indrelid = 'raw.invoices'::regclass order by 1",
     ) == [("raw.invoices_batch_brin", "brin"), ("raw.invoices_pkey", "btree")]
+
+
+def test_bootstrap_moves_the_gates_copies_to_gate_rows_and_indexes_publications(warehouse):
+    with connect(warehouse, autocommit=True) as conn:
+        conn.execute("drop schema gate_rows; create schema raw_gate; create table raw_gate.invoices (id int)")
+        conn.execute("drop index audit.publications_day")
+    bootstrap(warehouse)
+    assert rows(warehouse, "select nspname from pg_namespace where nspname in ('raw_gate', 'gate_rows')") == [
+        ("gate_rows",)
+    ]
+    assert rows(
+        warehouse,
+        "select indexname from pg_indexes where schemaname = 'audit' and tablename = 'publications' order by 1",
+    ) == [("publications_day",), ("publications_pkey",)]
