@@ -29,6 +29,7 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
         "alerts",
         "next day (bare)",
         "reference: psql \\copy",
+        "reference: psql \\copy, before the load",
         "kam_daily (Airflow)",
         "kam_daily steps bare, again",
         "history: 365 published days added",
@@ -36,6 +37,7 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
     ):
         assert stages[name]["seconds"] > 0, name
     assert stages["load"]["rows"] == stages["reference: psql \\copy"]["rows"] > 0
+    assert stages["reference: psql \\copy, before the load"]["rows"] == stages["load"]["rows"]
     assert len(report["ratios"]) == 8 and all(value is not None for value in report["ratios"].values())
     assert report["slowest_models"] and "load throughput" in result.stdout
     # the mail catcher runs in its own process, as a mail server does, and received every message

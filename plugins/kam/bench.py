@@ -46,6 +46,8 @@ SEED = 42
 KAM_DAILY_STAGES = ("load", "raw gate", "dbt build", "marts gate", "publish")  # kam_alerts sends
 PIPELINE_STAGES = (*KAM_DAILY_STAGES, "alerts")
 BARE_AGAIN = "kam_daily steps bare, again"
+COPY_REFERENCE = "reference: psql \\copy"
+COPY_BEFORE = "reference: psql \\copy, before the load"
 
 
 def peak_memory_mb() -> float:
@@ -138,6 +140,12 @@ def _raw_copy_reference(url: str, landing: Path) -> int:
         )
         rows += int(output.stdout.strip().split()[-1])
     return rows
+
+
+def _copy_reference(measure: Measurement, server_state, url: str, landing: Path, name: str) -> Stage:
+    with _empty_raw_copies(url):
+        _settled(server_state)
+        return measure.timed(name, lambda: _raw_copy_reference(url, landing))
 
 
 def _event_date_column(table: Table) -> str | None:
@@ -282,6 +290,8 @@ def measure_scale(
     url = _database(server_state, f"bench_{str(scale).replace('.', '_')}")
     settings = replace(settings, warehouse_url=url)
     ensure_bi_role(url, settings)
+    if references:  # before the load and after it, as the machine's speed drifts
+        _copy_reference(measure, server_state, url, settings.landing_dir, COPY_BEFORE)
     _settled(server_state)
     _bare_pipeline(measure, url, settings, FULL_RUN_DAY, "bench-full", progress)
     if not references:
@@ -289,9 +299,7 @@ def measure_scale(
     largest = max(load_contract(), key=lambda t: _count(url, t))
     _settled(server_state)
     scan = measure.timed("scan largest raw table", lambda: _scan(url, largest))
-    with _empty_raw_copies(url):
-        _settled(server_state)
-        copy = measure.timed("reference: psql \\copy", lambda: _raw_copy_reference(url, settings.landing_dir))
+    copy = _copy_reference(measure, server_state, url, settings.landing_dir, COPY_REFERENCE)
     airflow_settings = _beside(server_state, settings, "airflow-run")
     airflow_url = airflow_settings.warehouse_url
     from kam.orchestration import airflow_env, ensure_airflow_db, run_dag
@@ -445,7 +453,7 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         server.stop()
     bare = full.seconds(*PIPELINE_STAGES)
     load = next(s for s in full.stages if s.name == "load")
-    copy = next(s for s in full.stages if s.name.startswith("reference"))
+    copy_seconds = full.seconds(COPY_REFERENCE, COPY_BEFORE) / 2
     report = {
         "scale": scale,
         "stages": [asdict(s) | {"rows_per_second": s.rows_per_second} for s in full.stages],
@@ -455,8 +463,8 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         "a_year_on_stages": [asdict(s) for s in full.a_year_on.stages],
         "a_year_on_slowest_models": slowest(full.a_year_on.models),
         "ratios": {
-            "load throughput / raw \\copy throughput (target >= 0.7)": ratio(
-                (load.rows or 0) / load.seconds, (copy.rows or 0) / copy.seconds
+            "load throughput / raw \\copy throughput, its mean before and after (target >= 0.7)": ratio(
+                (load.rows or 0) / load.seconds, (facts["copy_rows"] or 0) / copy_seconds
             ),
             "kam_daily / the same steps bare, their mean before and after (target <= 1.25)": ratio(
                 full.seconds("kam_daily (Airflow)"),
