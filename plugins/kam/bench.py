@@ -370,9 +370,13 @@ def add_published_history(url: str, day: date, days: int) -> int:
         past = [day - timedelta(days=n) for n in range(days, 0, -1)]
         conn.cursor().executemany(
             "insert into audit.publications (as_of_date, run_id, dbt_invocation_id, is_current_marts)"
-            " values (%s, 'bench-history', %s, false)",
-            [(d, f"bench-history-{d}") for d in past],
+            " values (%s, 'bench-history', 'bench-history-' || %s, false)",
+            [(d, d) for d in past],
         )
+        copied = {  # what differs from `day`'s rows; every other column is copied as it is
+            "as_of_date": sql.SQL("past.as_of_date"),
+            "dbt_invocation_id": sql.SQL("'bench-history-' || past.as_of_date"),
+        }
         for table in history_tables(conn):
             columns = [
                 name
@@ -382,10 +386,6 @@ def add_published_history(url: str, day: date, days: int) -> int:
                     (HISTORY_SCHEMA, table),
                 )
             ]
-            copied = {
-                "as_of_date": sql.SQL("past.as_of_date"),
-                "dbt_invocation_id": sql.SQL("'bench-history-' || past.as_of_date"),
-            }
             added += conn.execute(
                 sql.SQL(
                     "insert into {table} ({columns}) select {values} from {table} as history"
