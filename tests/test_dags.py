@@ -39,7 +39,7 @@ dags = {dag_id: {"tags": sorted(dag.tags), "retries": [t.retries for t in dag.ta
 heavy = [m for m in sys.argv[2].split(",") if m in sys.modules]
 package = sys.argv[3]
 strays = sorted(name for name, module in list(sys.modules.items())
-                if (getattr(module, "__file__", None) or "").startswith(package) and not name.startswith("kam"))
+                if (getattr(module, "__file__", None) or "").startswith(package) and name.split(".")[0] != "kam")
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags, "heavy": heavy,
                   "plugin_errors": plugins_manager.get_import_errors(), "strays": strays}))
 """
