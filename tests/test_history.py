@@ -155,3 +155,25 @@ def test_what_marts_carry_from_their_last_run_matches_all_of_history(tmp_path, w
     assert sorted(indexed) == [
         (t, 2) for t in ("ar_aging_history", "credit_grades_history", "customer_tiers_history")
     ]
+
+
+def test_the_latest_formal_evaluation_is_the_published_month_start_of_the_cadence(tmp_path, warehouse):
+    """Tiers are formally evaluated on the first day of the months their cadence names (the
+    year's first month for every cadence); the mart reads only those published days."""
+    from kam.bench import add_published_history
+    from kam.sources.synthetic import generate
+
+    settings = make_settings(tmp_path, warehouse)
+    generate(settings.landing_dir, scale=0.05, seed=9, end_date=SECOND, progress=lambda m: None)
+    Loader(warehouse, progress=lambda m: None).load_paths([settings.landing_dir])
+    last_run, new_year = date(2026, 6, 28), date(2026, 1, 1)
+    run_day(warehouse, settings, last_run, "last")
+    add_published_history(warehouse, last_run, (last_run - date(2025, 12, 1)).days)  # every day since
+    with psycopg.connect(warehouse) as conn:  # the new year's evaluation, told apart from every other day
+        conn.execute(
+            "update snapshots.customer_tiers_history set tier = 'X' where as_of_date = %s", (new_year,)
+        )
+    run_day(warehouse, settings, date(2026, 6, 29), "next")
+    assert rows(
+        warehouse, "select distinct last_evaluated_date, evaluated_tier from marts.customer_tiers"
+    ) == [(new_year, "X")]
