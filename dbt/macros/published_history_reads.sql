@@ -15,13 +15,7 @@
         history.customer_id = {{ customer }}
         and history.as_of_date < {{ as_of_date() }}
         and ({{ where }})
-        and exists (
-            select 1
-            from {{ ref('stg_audit__publications') }} as publications
-            where
-                publications.as_of_date = history.as_of_date
-                and publications.dbt_invocation_id = history.dbt_invocation_id
-        )
+        and {{ _is_published() }}
     order by history.as_of_date {{ "asc" if earliest else "desc" }}
     limit 1
     {%- endcall %}
@@ -44,12 +38,22 @@
 {% macro published_days(identifier, columns, days) -%}
 {#- Every row of the published runs of the days that match `days` (on `as_of_date`). -#}
     {%- call _from_history(identifier, columns) %}
-    where (history.as_of_date, history.dbt_invocation_id) in (
-        select as_of_date, dbt_invocation_id
-        from {{ ref('stg_audit__publications') }}
-        where {{ days }}
-    )
+    where {{ _is_published(days) }}
     {%- endcall %}
+{%- endmacro %}
+
+{% macro _is_published(days='true') -%}
+{#- PostgreSQL plans this as a semi-join either way round: from each customer's rows through
+    (customer_id, as_of_date), or from the few matching publications through
+    (as_of_date, dbt_invocation_id). `days` reads the publication's `as_of_date`. -#}
+    exists (
+        select 1
+        from {{ ref('stg_audit__publications') }} as publications
+        where
+            publications.as_of_date = history.as_of_date
+            and publications.dbt_invocation_id = history.dbt_invocation_id
+            and ({{ days }})
+    )
 {%- endmacro %}
 
 {% macro _from_history(identifier, columns) -%}
