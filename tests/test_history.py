@@ -8,6 +8,7 @@ from datetime import date
 import psycopg
 
 from kam.alerts import Smtp
+from kam.bench import add_published_history
 from kam.embedded_server import free_port
 from kam.loading import Loader
 from kam.pipeline import build_marts, publish_marts, send_alerts
@@ -20,17 +21,23 @@ AGING = (
 )
 
 
+def loaded(tmp_path, warehouse):
+    """The settings of a warehouse loaded with a small synthetic ERP up to SECOND."""
+    from kam.sources.synthetic import generate
+
+    settings = make_settings(tmp_path, warehouse)
+    generate(settings.landing_dir, scale=0.05, seed=9, end_date=SECOND, progress=lambda m: None)
+    Loader(warehouse, progress=lambda m: None).load_paths([settings.landing_dir])
+    return settings
+
+
 def run_day(url, settings, day, run_id):
     build = build_marts(url, settings, day, progress=lambda m: None, run_id=run_id)
     publish_marts(url, day, run_id, build["invocation_id"])
 
 
 def test_changes_follow_the_previous_run_and_a_backfill_reproduces_its_day(tmp_path, warehouse):
-    from kam.sources.synthetic import generate
-
-    settings = make_settings(tmp_path, warehouse)
-    generate(settings.landing_dir, scale=0.05, seed=9, end_date=SECOND, progress=lambda m: None)
-    Loader(warehouse, progress=lambda m: None).load_paths([settings.landing_dir])
+    settings = loaded(tmp_path, warehouse)
     run_day(warehouse, settings, FIRST, "first")
     first_aging = rows(warehouse, AGING, (FIRST,))
     run_day(warehouse, settings, SECOND, "second")
@@ -95,11 +102,7 @@ PREVIOUS_TIERS_FROM_ALL_HISTORY = """
 
 
 def test_what_marts_carry_from_their_last_run_matches_all_of_history(tmp_path, warehouse):
-    from kam.sources.synthetic import generate
-
-    settings = make_settings(tmp_path, warehouse)
-    generate(settings.landing_dir, scale=0.05, seed=9, end_date=SECOND, progress=lambda m: None)
-    Loader(warehouse, progress=lambda m: None).load_paths([settings.landing_dir])
+    settings = loaded(tmp_path, warehouse)
     month_start, last_run, *days = date(2026, 6, 1), date(2026, 6, 28), date(2026, 6, 29), SECOND
     for day in (month_start, last_run):
         run_day(warehouse, settings, day, f"run-{day}")
@@ -160,12 +163,7 @@ def test_what_marts_carry_from_their_last_run_matches_all_of_history(tmp_path, w
 def test_the_latest_formal_evaluation_is_the_published_month_start_of_the_cadence(tmp_path, warehouse):
     """Tiers are formally evaluated on the first day of the months their cadence names (the
     year's first month for every cadence); the mart reads only those published days."""
-    from kam.bench import add_published_history
-    from kam.sources.synthetic import generate
-
-    settings = make_settings(tmp_path, warehouse)
-    generate(settings.landing_dir, scale=0.05, seed=9, end_date=SECOND, progress=lambda m: None)
-    Loader(warehouse, progress=lambda m: None).load_paths([settings.landing_dir])
+    settings = loaded(tmp_path, warehouse)
     last_run, new_year = date(2026, 6, 28), date(2026, 1, 1)
     run_day(warehouse, settings, last_run, "last")
     add_published_history(warehouse, last_run, (last_run - date(2025, 12, 1)).days)  # every day since
