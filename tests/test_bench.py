@@ -38,7 +38,16 @@ def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
         assert stages[name]["seconds"] > 0, name
     assert stages["load"]["rows"] == stages["reference: psql \\copy"]["rows"] > 0
     assert stages["reference: psql \\copy, before the load"]["rows"] == stages["load"]["rows"]
-    assert len(report["ratios"]) == 8 and all(value is not None for value in report["ratios"].values())
+    assert len(report["ratios"]) == 9 and all(value is not None for value in report["ratios"].values())
+    # the next day runs at scale N/10 too, for its fixed cost: the line through both at no data
+    small_next_day = sum(s["seconds"] for s in report["next_day_at_a_tenth_stages"])
+    assert [s["name"] for s in report["next_day_at_a_tenth_stages"]] == [
+        s["name"] for s in report["next_day_stages"]
+    ]
+    assert report["next_day_fixed_seconds"] == pytest.approx(
+        (10 * small_next_day - stages["next day (bare)"]["seconds"]) / 9, abs=0.01
+    )
+    assert report["next_day_fixed_seconds"] > 0
     assert report["slowest_models"] and "load throughput" in result.stdout
     # the mail catcher runs in its own process, as a mail server does, and received every message
     # sent (the monthly reviews-due list goes once a month, with the first day's run)

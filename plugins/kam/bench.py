@@ -7,8 +7,9 @@ files, as a daily feed brings them; then, with a year of published history added
 after that.
 References, each printed as a ratio: psql \\copy of the same files, kam_daily through
 Airflow vs the same steps bare (run before and after it: the machine's speed drifts), the
-next day vs the full run, the day with a year of history vs the next day, the dbt build
-vs one aggregate scan of the largest raw table, and scale N vs N/10. Figures also go to
+next day vs the full run, the next day's fixed cost (from its times at scale N and N/10)
+vs the full run, the day with a year of history vs the next day, the dbt build vs one
+aggregate scan of the largest raw table, and scale N vs N/10. Figures also go to
 KAM_HOME/bench/<run>/bench.json. A command, not a test: a smoke run of it is in the tests.
 """
 
@@ -48,6 +49,7 @@ PIPELINE_STAGES = (*KAM_DAILY_STAGES, "alerts")
 BARE_AGAIN = "kam_daily steps bare, again"
 COPY_REFERENCE = "reference: psql \\copy"
 COPY_BEFORE = "reference: psql \\copy, before the load"
+NEXT_DAY_STAGE = "next day (bare)"
 
 
 def peak_memory_mb() -> float:
@@ -300,6 +302,7 @@ def measure_scale(
     _settled(server_state)
     _bare_pipeline(measure, url, settings, FULL_RUN_DAY, "bench-full", progress)
     if not references:
+        _next_day(measure, server_state, url, settings, next_day_files, progress)
         return measure, counts
     largest = max(load_contract(), key=lambda t: _count(url, t))
     _settled(server_state)
@@ -334,19 +337,7 @@ def measure_scale(
         alerts=False,
     )
     measure.stages.append(Stage(BARE_AGAIN, again.seconds(*KAM_DAILY_STAGES), None, peak_memory_mb()))
-    # The next day: that day's files land beside the ones loaded already, and the same steps
-    # run for it on the same warehouse, its history kept.
-    for path in expand_paths([next_day_files]):
-        target = settings.landing_dir / path.relative_to(next_day_files)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path.replace(target)
-    next_day = Measurement(scale)
-    _settled(server_state, carried_over=url)
-    _bare_pipeline(next_day, url, settings, NEXT_DAY, "bench-next-day", progress)
-    measure.stages.append(
-        Stage("next day (bare)", next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb())
-    )
-    measure.next_day = next_day
+    _next_day(measure, server_state, url, settings, next_day_files, progress)
     # A year of daily runs on: the same warehouse with a year of published history before it.
     history = measure.timed(
         f"history: {HISTORY_DAYS} published days added",
@@ -359,6 +350,27 @@ def measure_scale(
     counts["history_rows_added"] = history.rows
     counts.update({"largest_raw_table": largest, "scan_rows": scan.rows, "copy_rows": copy.rows})
     return measure, counts
+
+
+def _next_day(
+    measure: Measurement,
+    server_state,
+    url: str,
+    settings: Settings,
+    next_day_files: Path,
+    progress: Callable[[str], None],
+) -> None:
+    """The next day: that day's files land beside the ones loaded already, and the same steps
+    run for it on the same warehouse, its history kept."""
+    for path in expand_paths([next_day_files]):
+        target = settings.landing_dir / path.relative_to(next_day_files)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+    next_day = Measurement(measure.scale)
+    _settled(server_state, carried_over=url)
+    _bare_pipeline(next_day, url, settings, NEXT_DAY, "bench-next-day", progress)
+    measure.stages.append(Stage(NEXT_DAY_STAGE, next_day.seconds(*PIPELINE_STAGES), None, peak_memory_mb()))
+    measure.next_day = next_day
 
 
 def add_published_history(url: str, day: date, days: int) -> int:
@@ -440,6 +452,12 @@ def slowest(models: dict[str, float]) -> list[tuple[str, float]]:
     return sorted(models.items(), key=lambda item: -item[1])[:10]
 
 
+def fixed_cost(at_scale: float, at_a_tenth: float) -> float:
+    """What a run costs with no data, from its times at scale N and N/10: the line through
+    both (seconds = fixed + per-scale * scale) at scale 0."""
+    return round((10 * at_a_tenth - at_scale) / 9, 2)
+
+
 def ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 3) if denominator else None
 
@@ -454,6 +472,7 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         small, _ = measure_scale(scale / 10, root, state, progress, references=False)
     finally:
         server.stop()
+    facts["next_day_fixed_seconds"] = fixed_cost(full.seconds(NEXT_DAY_STAGE), small.seconds(NEXT_DAY_STAGE))
     bare = full.seconds(*PIPELINE_STAGES)
     load = next(s for s in full.stages if s.name == "load")
     copy_seconds = full.seconds(COPY_REFERENCE, COPY_BEFORE) / 2
@@ -463,6 +482,7 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         "next_day_stages": [asdict(s) for s in full.next_day.stages],
         "slowest_models": slowest(full.models),
         "next_day_slowest_models": slowest(full.next_day.models),
+        "next_day_at_a_tenth_stages": [asdict(s) for s in small.next_day.stages],
         "a_year_on_stages": [asdict(s) for s in full.a_year_on.stages],
         "a_year_on_slowest_models": slowest(full.a_year_on.models),
         "ratios": {
@@ -476,7 +496,10 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
             "the same steps bare, after Airflow / before (the machine's drift)": ratio(
                 full.seconds(BARE_AGAIN), full.seconds(*KAM_DAILY_STAGES)
             ),
-            "next day / full run (target <= 0.1)": ratio(full.seconds("next day (bare)"), bare),
+            "next day / full run (target <= 0.1)": ratio(full.seconds(NEXT_DAY_STAGE), bare),
+            "next day's fixed cost / full run (the lowest next day / full run these steps reach)": ratio(
+                facts["next_day_fixed_seconds"], bare
+            ),
             f"{' + '.join(HISTORY_STAGES)}: with {HISTORY_DAYS} days of history / with 1 (target: flat)": ratio(
                 full.a_year_on.seconds(*HISTORY_STAGES), full.next_day.seconds(*HISTORY_STAGES)
             ),
@@ -506,7 +529,11 @@ def format_report(report: dict) -> str:
             f"{stage['name']:<28}{stage['seconds']:>10}{stage['rows'] or '':>12}"
             f"{stage['rows_per_second'] or '':>10}{stage['peak_memory_mb']:>10}"
         )
-    for day, key in (("next day", "next_day_stages"), ("a year on", "a_year_on_stages")):
+    for day, key in (
+        ("next day", "next_day_stages"),
+        (f"next day at scale {report['scale'] / 10:g}", "next_day_at_a_tenth_stages"),
+        ("a year on", "a_year_on_stages"),
+    ):
         lines.append(f"{day}: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in report[key]))
     lines.append("")
     lines += [f"{name}: {value}" for name, value in report["ratios"].items()]
