@@ -467,7 +467,9 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
     server = EmbeddedServer(root / "warehouse")
     state = server.start()
     try:
-        progress(f"bench: scale {scale} (and {scale / 10:g} for growth) in {root}")
+        progress(
+            f"bench: scale {scale} (and {scale / 10:g} for growth and the next day's fixed cost) in {root}"
+        )
         full, facts = measure_scale(scale, root, state, progress, references=True)
         small, _ = measure_scale(scale / 10, root, state, progress, references=False)
     finally:
