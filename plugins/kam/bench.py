@@ -452,10 +452,11 @@ def slowest(models: dict[str, float]) -> list[tuple[str, float]]:
     return sorted(models.items(), key=lambda item: -item[1])[:10]
 
 
-def fixed_cost(at_scale: float, at_a_tenth: float) -> float:
-    """What a run costs with no data, from its times at scale N and N/10: the line through
-    both (seconds = fixed + per-scale * scale) at scale 0."""
-    return round((10 * at_a_tenth - at_scale) / 9, 2)
+def fixed_cost(stage: str, larger: Measurement, smaller: Measurement) -> float:
+    """What `stage` costs with no data: the line through its times at the two measurements'
+    scales (seconds = fixed + per-scale * scale), at scale 0."""
+    per_scale = (larger.seconds(stage) - smaller.seconds(stage)) / (larger.scale - smaller.scale)
+    return round(smaller.seconds(stage) - per_scale * smaller.scale, 2)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -474,7 +475,7 @@ def run_bench(settings: Settings, scale: float, progress: Callable[[str], None] 
         small, _ = measure_scale(scale / 10, root, state, progress, references=False)
     finally:
         server.stop()
-    facts["next_day_fixed_seconds"] = fixed_cost(full.seconds(NEXT_DAY_STAGE), small.seconds(NEXT_DAY_STAGE))
+    facts["next_day_fixed_seconds"] = fixed_cost(NEXT_DAY_STAGE, full, small)
     bare = full.seconds(*PIPELINE_STAGES)
     load = next(s for s in full.stages if s.name == "load")
     copy_seconds = full.seconds(COPY_REFERENCE, COPY_BEFORE) / 2
