@@ -17,10 +17,16 @@ from __future__ import annotations
 
 from datetime import date
 
-import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from kam.dag_support import MARTS_ASSET, RETRY_DELAY, SMTP_CONN_ID, WAREHOUSE_CONN_ID, fail_fast_on_bad_data
+from kam.dag_support import (
+    MARTS_ASSET,
+    RETRY_DELAY,
+    SMTP_CONN_ID,
+    START_DATE,
+    WAREHOUSE_CONN_ID,
+    fail_fast_on_bad_data,
+)
 
 
 def _as_of_date() -> date:
@@ -38,7 +44,7 @@ def _as_of_date() -> date:
 @dag(
     dag_id="kam_alerts",
     schedule=[MARTS_ASSET],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["kam", "alerts", "email"],

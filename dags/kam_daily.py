@@ -13,11 +13,16 @@ For the data interval's day (the as-of date) it:
 3. **validate_raw** — the raw gate: a GX suite per raw table (expectations/raw); a failure
    marks the batch rejected and stops the run;
 4. **dbt_build** — builds staging, intermediate and the marts into the build schema and
-   runs every dbt test;
+   runs their dbt tests (the raw contract's tests are the raw gate's; unit tests run in CI);
 5. **validate_marts** — the marts gate: a GX suite per mart (expectations/marts) with the
    accounting identities; a failure emails data engineering and publishes nothing;
 6. **publish** — swaps the build schema in as `marts` in one transaction and emits the
-   `kam_marts` asset, which schedules `kam_alerts`.
+   `kam_marts` asset, which schedules `kam_alerts`. A day older than the current marts (a
+   backfill) publishes its history only;
+7. **restate_later_day** — after a backfill, builds the next published day again, since what
+   that day says changed (tiers, grades, since when) was computed without this one.
+
+Any as-of date from the earliest data on can run; a date after today is refused.
 
 Every task is idempotent: rerunning a day changes nothing; a failure before publish leaves
 yesterday's marts in place. The warehouse is the `kam_warehouse` Airflow connection.
@@ -26,10 +31,16 @@ Run one day by hand: `kam run --date YYYY-MM-DD`.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from kam.dag_support import MARTS_ASSET, RETRY_DELAY, SMTP_CONN_ID, WAREHOUSE_CONN_ID, fail_fast_on_bad_data
+from kam.dag_support import (
+    MARTS_ASSET,
+    RETRY_DELAY,
+    SMTP_CONN_ID,
+    START_DATE,
+    WAREHOUSE_CONN_ID,
+    fail_fast_on_bad_data,
+)
 
 
 def _as_of_date():
@@ -41,7 +52,7 @@ def _as_of_date():
 @dag(
     dag_id="kam_daily",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["kam", "warehouse", "daily"],
@@ -57,18 +68,29 @@ def kam_daily():
     @task
     @fail_fast_on_bad_data
     def extract() -> dict:
-        from kam.pipeline import extract_databases, landing_files, load_counts, url_from_connection
+        from kam.pipeline import (
+            extract_databases,
+            landing_files,
+            load_counts,
+            refuse_future_date,
+            require_data,
+            url_from_connection,
+        )
         from kam.settings import load_settings
 
         settings = load_settings()
+        refuse_future_date(_as_of_date(), settings)
+        url = url_from_connection(WAREHOUSE_CONN_ID)
+        files = landing_files(settings)
+        require_data(url, settings, files)
         database = extract_databases(
-            url_from_connection(WAREHOUSE_CONN_ID),
+            url,
             settings,
             _as_of_date(),
             {mapping: url_from_connection(conn_id) for mapping, conn_id in settings.database_sources},
             full_refresh=bool(get_current_context()["params"]["full_refresh"]),
         )
-        return {"database": load_counts(database), "files": landing_files(settings)}
+        return {"database": load_counts(database), "files": files}
 
     @task
     @fail_fast_on_bad_data
@@ -141,7 +163,39 @@ def kam_daily():
         context["outlet_events"][MARTS_ASSET].extra = {"as_of_date": published["as_of_date"]}
         return published
 
-    publish(validate_marts(dbt_build(validate_raw(load_raw(extract())))))
+    @task
+    @fail_fast_on_bad_data
+    def restate_later_day(published: dict) -> dict:
+        """A backfill's next published day said what changed since *its* previous day, which
+        this run has just replaced: that day is built again. Skipped while a queued run of a
+        day in between will do it (a backfill of a range restates once, after its last day)."""
+        from datetime import UTC, date, datetime, timedelta
+
+        from kam.pipeline import rebuild_day, smtp_from_connection, url_from_connection
+        from kam.settings import load_settings
+
+        if not published["later_day"]:
+            return {"restated": None}
+        context = get_current_context()
+        day, later = date.fromisoformat(published["as_of_date"]), date.fromisoformat(published["later_day"])
+        between = [
+            datetime.combine(day + timedelta(days=n), datetime.min.time(), UTC)
+            for n in range(1, (later - day).days)
+        ]
+        if between and context["ti"].get_dr_count(
+            dag_id=context["dag"].dag_id, logical_dates=between, states=["queued", "running"]
+        ):
+            return {"restated": None, "left_to": "a queued run of a later day"}
+        rebuild_day(
+            url_from_connection(WAREHOUSE_CONN_ID),
+            load_settings(),
+            later,
+            f"{context['run_id']}__restate_{later}",
+            smtp_from_connection(SMTP_CONN_ID),
+        )
+        return {"restated": later.isoformat()}
+
+    restate_later_day(publish(validate_marts(dbt_build(validate_raw(load_raw(extract()))))))
 
 
 kam_daily()

@@ -3,6 +3,8 @@ and one generated-and-built warehouse shared by the read-only mart tests."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import itertools
 import os
 import subprocess
@@ -12,9 +14,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
 from psycopg import sql
 
-from kam.embedded_server import EmbeddedServer
+from kam.alerts import Smtp
+from kam.embedded_server import EmbeddedServer, free_port
 from kam.settings import PROJECT_DIR, Settings
 from kam.warehouse import bootstrap
 
@@ -108,3 +112,22 @@ def built_warehouse(server, tmp_path_factory):
     publish_marts(url, AS_OF, "test-run", build["invocation_id"])
     yield {"url": url, "settings": settings, "landing": settings.landing_dir, "as_of": AS_OF}
     drop_database(server, "built")
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on a free loopback port, keeping what it receives."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, Smtp("127.0.0.1", controller.port)
+    controller.stop()

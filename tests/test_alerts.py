@@ -3,15 +3,12 @@ delivered exactly once through the ledger (SMTP down included)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import smtplib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 
 from kam.alerts import Smtp, deliver, finance_summary_message, overdue_messages
 from kam.embedded_server import free_port
@@ -22,24 +19,6 @@ from tests.conftest import make_settings, rows, scalar
 
 AS_OF = date(2026, 6, 30)
 RECIPIENTS = Recipients()
-
-
-class Inbox:
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield inbox, Smtp("127.0.0.1", controller.port)
-    controller.stop()
 
 
 def publish_overdue(url: str, items: list[tuple]) -> None:

@@ -93,6 +93,7 @@ def test_kam_daily_runs_the_documented_steps(parsed):
         "extract",
         "load_raw",
         "publish",
+        "restate_later_day",
         "validate_marts",
         "validate_raw",
     ]
@@ -101,6 +102,16 @@ def test_kam_daily_runs_the_documented_steps(parsed):
 def test_kam_alerts_is_scheduled_on_the_asset_kam_daily_publishes(parsed):
     assert parsed["dags"]["kam_daily"]["outlets"] == ["kam_marts"]
     assert "kam_marts" in parsed["dags"]["kam_alerts"]["schedule"]
+
+
+def test_the_dags_start_where_the_contract_lets_data_start():
+    """Airflow creates no task for a logical date before start_date: every day the raw
+    contract accepts must be runnable."""
+    from kam.contract import load_contract
+    from kam.dag_support import START_DATE
+
+    earliest = min(table.plausible_dates[0] for table in load_contract().values())
+    assert START_DATE.date() <= earliest
 
 
 def test_parsing_imports_nothing_heavy(parsed):

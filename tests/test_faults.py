@@ -29,8 +29,7 @@ from kam.pipeline import (
     validate_marts,
 )
 from kam.warehouse import bi_url, bootstrap, ensure_bi_role
-from tests.conftest import make_settings, rows, scalar
-from tests.test_alerts import Inbox
+from tests.conftest import Inbox, make_settings, rows, scalar
 from tests.test_loading import INVOICE_HEADER
 
 AS_OF = date(2026, 7, 31)

@@ -16,12 +16,13 @@ import psycopg
 import pytest
 
 from kam import quality
+from kam.alerts import Smtp
 from kam.contract import load_contract
+from kam.embedded_server import free_port
 from kam.loading import Loader
 from kam.pipeline import StepFailed, build_marts, publish_marts, validate_marts, validate_raw
 from kam.quality import contract_suite, suite_path
-from tests.conftest import create_database, drop_database, make_settings, rows, scalar
-from tests.test_alerts import Inbox, Smtp, free_port
+from tests.conftest import Inbox, create_database, drop_database, make_settings, rows, scalar
 from tests.test_loading import invoice, write_invoices
 
 AS_OF = date(2026, 8, 31)

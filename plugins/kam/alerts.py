@@ -28,7 +28,7 @@ from email.utils import formatdate
 import psycopg
 
 from kam.settings import Recipients
-from kam.warehouse import connect
+from kam.warehouse import connect, current_as_of
 
 log = logging.getLogger("kam.alerts")
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -162,13 +162,8 @@ def page(title: str, intro: str, table: str, note: str = "") -> str:
 # -- reading the published marts -----------------------------------------------------------------
 
 
-def published_as_of(conn: psycopg.Connection) -> date | None:
-    """The as-of date of the marts BI reads now (backfills publish history only)."""
-    return conn.execute("select max(as_of_date) from audit.publications where is_current_marts").fetchone()[0]
-
-
 def require_published(conn: psycopg.Connection, as_of: date) -> None:
-    published = published_as_of(conn)
+    published = current_as_of(conn)
     if published != as_of:
         raise MartsNotPublished(
             f"the published marts are as of {published or 'never'}, not {as_of}: alerts are only sent from "

@@ -6,6 +6,9 @@ kam generate --scale N --seed S         synthetic ERP landing files + ground tru
 kam load [--mapping FILE] PATH...       files into raw, audited, bad rows quarantined
 kam dbt ARGS...                         dbt against the warehouse
 kam run --date D [--dag kam_daily]      a whole DAG for one day through Airflow
+kam withdraw --date D --reason TEXT     undo a day published by mistake
+kam status                              what is published, the last runs, batches, messages
+kam ui                                  Airflow's UI for the embedded instance on 127.0.0.1
 kam expectations generate               the raw GX suites from the contract
 kam report                              the HTML report of the published marts
 kam demo                                all of the above on the embedded default
@@ -28,6 +31,14 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+def _progress(message: str) -> None:
+    """Progress without dbt's per-node lines."""
+    from kam.orchestration import DBT_ROUTINE_LINE
+
+    if not DBT_ROUTINE_LINE.match(message):
+        _say(message)
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -35,8 +46,20 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-31") from exc
 
 
-def _yesterday() -> date:
-    return date.today() - timedelta(days=1)
+def _yesterday(settings: Settings) -> date:
+    return settings.today() - timedelta(days=1)
+
+
+def _refused_future(as_of: date, settings: Settings) -> bool:
+    """Say so and return True when `as_of` is after today: exit 2, nothing touched."""
+    from kam.pipeline import StepFailed, refuse_future_date
+
+    try:
+        refuse_future_date(as_of, settings)
+    except StepFailed as exc:
+        _say(f"error: {exc}")
+        return True
+    return False
 
 
 def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,7 +80,20 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
         _say("warehouse stopped" if server.stop() else "warehouse was not running")
     elif args.action == "status":
         if settings.warehouse_url:
-            _say(f"external warehouse (KAM_WAREHOUSE_URL): {mask_url(settings.warehouse_url)}")
+            from kam.warehouse import connect
+
+            try:
+                with connect(settings.warehouse_url) as conn:
+                    version = conn.execute("show server_version").fetchone()[0]
+            except Exception as exc:  # any reason it cannot be reached is the answer
+                _say(
+                    f"external warehouse (KAM_WAREHOUSE_URL) {mask_url(settings.warehouse_url)} cannot be reached: "
+                    + str(exc).replace(settings.warehouse_url, mask_url(settings.warehouse_url)).strip()
+                )
+                return 3
+            _say(
+                f"external warehouse (KAM_WAREHOUSE_URL): {mask_url(settings.warehouse_url)}, PostgreSQL {version}"
+            )
             return 0
         running = server.is_running()
         state = server.state()
@@ -78,7 +114,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from kam.sources.synthetic import generate
 
     out = Path(args.out) if args.out else settings.landing_dir
-    counts = generate(out, args.scale, args.seed, args.end_date or _yesterday(), progress=_say)
+    counts = generate(out, args.scale, args.seed, args.end_date or _yesterday(settings), progress=_say)
     _say(
         f"wrote {sum(counts.values())} rows in {len(counts)} tables under {out} (ground truth: {out / 'ground_truth.json'})"
     )
@@ -88,14 +124,18 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from kam.contract import get_table
     from kam.loading import Loader
-    from kam.mapping import MappingError, load_mapping
+    from kam.mapping import MappingError, find_mapping, load_mapping
     from kam.warehouse import ready_warehouse
 
     try:
-        mapping = load_mapping(Path(args.mapping)) if args.mapping else None
+        mapping = load_mapping(find_mapping(args.mapping, settings.mappings_dir)) if args.mapping else None
         table = get_table(args.table) if args.table else None
     except (MappingError, KeyError) as exc:
         _say(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}")
+        return 2
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        _say("error: " + "; ".join(f"{p} does not exist" for p in missing) + "; nothing was loaded")
         return 2
     results = Loader(ready_warehouse(settings), progress=_say).load_paths(
         [Path(p) for p in args.paths], mapping=mapping, table=table
@@ -120,7 +160,7 @@ def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
         extract_databases(
             ready_warehouse(settings),
             settings,
-            args.date or _yesterday(),
+            args.date or _yesterday(settings),
             {args.mapping: args.source_url},
             full_refresh=args.full_refresh,
             progress=_say,
@@ -143,7 +183,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from kam.orchestration import run_dag, run_log_path
     from kam.warehouse import ready_warehouse
 
-    as_of = args.date or _yesterday()
+    as_of = args.date or _yesterday(settings)
+    if _refused_future(as_of, settings):
+        return 2
+    url = ready_warehouse(settings)
+    if args.dag == "kam_daily":
+        from kam.pipeline import StepFailed, landing_files, require_data
+
+        try:  # the DAG's first task says the same, after Airflow's start
+            require_data(url, settings, landing_files(settings))
+        except StepFailed as exc:
+            _say(f"error: {exc}")
+            return 1
     _say(
         f"running {args.dag} for {as_of} through Airflow (whole output: {run_log_path(settings, args.dag, as_of)})"
     )
@@ -151,7 +202,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         args.dag,
         as_of,
         settings,
-        ready_warehouse(settings),
+        url,
         progress=_say,
         quiet=not args.verbose,
         conf={"full_refresh": True} if args.full_refresh else None,
@@ -169,10 +220,54 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from kam.report import build_report
+    from kam.warehouse import connect, current_as_of, ready_warehouse
+
+    url = ready_warehouse(settings)
+    with connect(url) as conn:
+        published = current_as_of(conn)
+    if published is None:
+        _say(
+            "nothing is published yet, so there is no report to write: run the daily build first "
+            "(kam run --date YYYY-MM-DD, or make demo)"
+        )
+        return 1
+    _say(f"report written: {build_report(url, settings)}")
+    return 0
+
+
+def cmd_withdraw(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from kam.pipeline import StepFailed, withdraw_day
     from kam.warehouse import ready_warehouse
 
-    _say(f"report written: {build_report(ready_warehouse(settings), settings)}")
+    try:
+        result = withdraw_day(
+            ready_warehouse(settings), settings, args.date, getpass.getuser(), args.reason, progress=_progress
+        )
+    except StepFailed as exc:
+        _say(f"error: {exc}")
+        return 1
+    if result["current"]:
+        _say(f"the marts are as of {result['current']} again; alerts go out from there")
     return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.status import status_lines
+    from kam.warehouse import ready_warehouse
+
+    lines, healthy = status_lines(ready_warehouse(settings), settings)
+    for line in lines:
+        _say(line)
+    return 0 if healthy else 1
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.orchestration import serve_ui
+    from kam.warehouse import ready_warehouse
+
+    return serve_ui(settings, ready_warehouse(settings), args.port, progress=_say)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -195,7 +290,9 @@ def cmd_expectations(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from kam.demo import run_demo
 
-    return run_demo(settings, args.scale, args.seed, args.date or _yesterday(), progress=_say)
+    if args.date and _refused_future(args.date, settings):
+        return 2
+    return run_demo(settings, args.scale, args.seed, args.date or _yesterday(settings), progress=_say)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,6 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh", action="store_true", help="kam_daily: extract every row of the database sources"
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("withdraw", help="withdraw a day published by mistake (e.g. a wrong year)")
+    p.add_argument("--date", type=_date, required=True, help="the as-of date to withdraw")
+    p.add_argument("--reason", required=True, help="why, for audit.publications")
+    p.set_defaults(func=cmd_withdraw)
+
+    p = sub.add_parser("status", help="what is published, the last runs, batches, quarantine and messages")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("ui", help="Airflow's UI for the embedded instance, on 127.0.0.1")
+    p.add_argument("--port", type=int, help="default: KAM_UI_PORT, else a free port")
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("report", help="write the HTML report of the published marts under KAM_HOME/report")
     p.set_defaults(func=cmd_report)

@@ -36,6 +36,7 @@ class Column:
     min_value: float | None = None
     max_value: float | None = None
     description: str = ""
+    optional: bool = False  # added to the contract later: a contract-layout file may leave it out
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,10 @@ def _column(spec: dict, where: str) -> Column:
         elif test_name == "value_between":
             kwargs["min_value"] = args.get("min_value")
             kwargs["max_value"] = args.get("max_value")
-    return Column(name=name, data_type=data_type, description=spec.get("description", ""), **kwargs)
+    optional = bool(((spec.get("config") or {}).get("meta") or {}).get("optional", False))
+    return Column(
+        name=name, data_type=data_type, description=spec.get("description", ""), optional=optional, **kwargs
+    )
 
 
 def _table(source: str, spec: dict, plausible_dates: tuple[date, date]) -> Table:

@@ -7,12 +7,18 @@ import functools
 import os
 from datetime import timedelta
 
+import pendulum
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
 MARTS_ASSET = Asset(name="kam_marts", uri="kam://warehouse/marts")
 WAREHOUSE_CONN_ID = "kam_warehouse"
 SMTP_CONN_ID = "kam_smtp"
+# Airflow creates no task instance for a logical date before a DAG's start_date, so a run of
+# an earlier day would "succeed" doing nothing. The start is the contract's earliest plausible
+# date (meta.plausible_dates, checked by a test): every day data can hold can be run. With
+# catchup off the scheduler still starts at the latest interval, never at 1990.
+START_DATE = pendulum.datetime(1990, 1, 1, tz="UTC")
 # `kam run` shortens the delay; production keeps five minutes for a flaky network or server.
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("KAM_RETRY_DELAY_SECONDS", "300")))
 

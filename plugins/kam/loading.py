@@ -763,6 +763,7 @@ class Loader:
                 stream = open_tabular(
                     path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
                 )
+                mapping = mapping.for_header(stream.header)
                 notes = "; ".join(filter(None, [_check_header(stream, mapping), notes]))
                 copied = copy_straight_into_raw(conn, stream, table, batch_id, self.progress)
             if copied is not None:
@@ -777,6 +778,7 @@ class Loader:
             stream = open_tabular(
                 path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
             )
+            mapping = mapping.for_header(stream.header)
             header_notes = _check_header(stream, mapping)
             try:
                 landed = copy_into_landing(conn, stream, self.progress)

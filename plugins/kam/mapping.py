@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -65,6 +65,18 @@ class Mapping:
     def file_columns(self) -> set[str]:
         return {name for t in self.targets for src in t.columns.values() for name in src.file_columns()}
 
+    def for_header(self, header: list[str]) -> Mapping:
+        """The contract layout of a file made before optional columns joined the contract:
+        the ones its header lacks are left out (loaded as null). Other mappings as they are."""
+        if not self.is_contract_layout:
+            return self
+        target = self.targets[0]
+        absent = {c.name for c in target.table.columns if c.optional} - set(header)
+        if not absent:
+            return self
+        columns = {name: source for name, source in target.columns.items() if name not in absent}
+        return replace(self, targets=(replace(target, columns=columns),))
+
     @property
     def table_names(self) -> list[str]:
         return [t.table.name for t in self.targets]
@@ -106,6 +118,22 @@ def _column_source(spec: object, where: str, default_date_format: str | None) ->
         value=None if spec.get("value") is None else str(spec["value"]),
         template=None if template is None else str(template),
         date_format=spec.get("format", default_date_format),
+    )
+
+
+def find_mapping(name_or_path: str, mappings_dir: Path) -> Path:
+    """A mapping by its name in mappings/ (`erpnext`) or by path; an unknown one lists the
+    mappings there are."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    named = mappings_dir / f"{path.stem if path.suffix in ('.yml', '.yaml') else name_or_path}.yml"
+    if named.is_file():
+        return named
+    available = ", ".join(sorted(p.stem for p in mappings_dir.glob("*.yml"))) or "none"
+    raise MappingError(
+        f"no mapping {name_or_path!r}: neither a file nor a name in {mappings_dir}. "
+        f"Available: {available} (or give the path of a mapping YAML)"
     )
 
 

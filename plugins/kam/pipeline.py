@@ -13,7 +13,7 @@ from urllib.parse import quote
 from kam import transform, warehouse
 from kam.contract import load_contract
 from kam.loading import BatchResult, Loader, expand_paths
-from kam.mapping import MappingError, load_mapping
+from kam.mapping import MappingError, find_mapping, load_mapping
 from kam.settings import Settings
 
 log = logging.getLogger("kam.pipeline")
@@ -42,6 +42,31 @@ def url_from_connection(conn_id: str) -> str:
     if conn.password:
         credentials += ":" + quote(conn.password, safe="")
     return f"{scheme}://{credentials}@{conn.host}:{conn.port or default_port}/{conn.schema or ''}"
+
+
+def refuse_future_date(as_of_date: date, settings: Settings) -> None:
+    """An as-of date is a closed day: one after today (in KAM_TIMEZONE) has not happened yet."""
+    today = settings.today()
+    if as_of_date > today:
+        raise StepFailed(
+            f"{as_of_date} is after today ({today}, {settings.timezone}): an as-of date is a day that has "
+            "closed. Check the date; set KAM_TIMEZONE if your day ends elsewhere."
+        )
+
+
+def require_data(url: str, settings: Settings, files: list[dict]) -> None:
+    """A run with nothing to read at all fails at once, rather than building empty marts."""
+    if files or settings.database_sources:
+        return
+    with warehouse.connect(url) as conn:
+        loaded = conn.execute("select exists (select from audit.batches where status = 'loaded')").fetchone()[
+            0
+        ]
+    if not loaded:
+        raise StepFailed(
+            f"landing is empty and no database source is configured: put files in {settings.landing_dir} "
+            "(landing/<source>/<table>/*.csv, or landing/mapped/<mapping>/) or set KAM_DATABASE_SOURCES"
+        )
 
 
 def landing_files(settings: Settings) -> list[dict]:
@@ -99,9 +124,12 @@ def load_files(
     results = []
     for mapping_name in sorted({f["mapping"] or "" for f in files}):
         paths = [Path(f["path"]) for f in files if (f["mapping"] or "") == mapping_name]
-        mapping = (
-            load_mapping(settings.project_dir / "mappings" / f"{mapping_name}.yml") if mapping_name else None
-        )
+        try:
+            mapping = (
+                load_mapping(find_mapping(mapping_name, settings.mappings_dir)) if mapping_name else None
+            )
+        except MappingError as exc:
+            raise StepFailed(f"files under landing/{MAPPED_LANDING}/{mapping_name}/: {exc}") from exc
         results += loader.load_paths(paths, mapping=mapping)
     summary = _batch_summary(results, "file(s)")
     progress(
@@ -126,7 +154,7 @@ def extract_databases(
     results: list[BatchResult] = []
     for mapping_name, source_url in source_urls.items():
         try:
-            mapping = load_database_mapping(settings.project_dir / "mappings" / f"{mapping_name}.yml")
+            mapping = load_database_mapping(find_mapping(mapping_name, settings.mappings_dir))
         except MappingError as exc:
             raise StepFailed(str(exc)) from exc
         results += DatabaseExtractor(mapping, source_url, url, progress).extract(as_of_date, full_refresh)
@@ -308,11 +336,61 @@ def build_marts(
 
 
 def publish_marts(url: str, as_of_date: date, run_id: str, dbt_invocation_id: str) -> dict:
+    """Publish the build. For a backfill, `later_day` is the next published day: its marts
+    were computed without this day, so what it says changed since its previous day (tiers,
+    grades, streaks) needs restating."""
     publication_id = warehouse.publish(
         url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id
     )
     release_transform_lease(url, run_id)
-    return {"publication_id": publication_id, "as_of_date": as_of_date.isoformat()}
+    with warehouse.connect(url) as conn:
+        later = [day for day in warehouse.published_days(conn) if day > as_of_date]
+    return {
+        "publication_id": publication_id,
+        "as_of_date": as_of_date.isoformat(),
+        "later_day": later[0].isoformat() if later else None,
+    }
+
+
+def rebuild_day(
+    url: str,
+    settings: Settings,
+    as_of_date: date,
+    run_id: str,
+    smtp=None,
+    progress: Callable[[str], None] = log.info,
+) -> dict:
+    """Build, gate and publish one day again from what raw holds now: a later day restated
+    after a backfill, or the latest day left after a withdrawal."""
+    build = build_marts(url, settings, as_of_date, progress, run_id=run_id)
+    validate_marts(url, settings, as_of_date, run_id, build["invocation_id"], smtp, progress)
+    return publish_marts(url, as_of_date, run_id, build["invocation_id"])
+
+
+def withdraw_day(
+    url: str,
+    settings: Settings,
+    as_of_date: date,
+    withdrawn_by: str,
+    reason: str,
+    progress: Callable[[str], None] = log.info,
+) -> dict:
+    """Withdraw a day's publication. If it was the current marts, the latest day left is
+    built and published again, so the warehouse is what a clean run of that day gives and
+    the alerts carry on from it."""
+    withdrawn = warehouse.withdraw(url, as_of_date, withdrawn_by, reason)
+    if not withdrawn["withdrawn"]:
+        raise StepFailed(f"nothing is published as of {as_of_date}; `kam status` lists what is")
+    progress(
+        f"withdrew {len(withdrawn['withdrawn'])} publication(s) as of {as_of_date}; its history rows are removed"
+    )
+    latest = withdrawn["latest_left"]
+    if withdrawn["was_current"] and latest is not None:
+        progress(f"the marts were as of {as_of_date}: rebuilding {latest}, the latest day still published")
+        rebuild_day(url, settings, latest, f"withdrawal_of_{as_of_date}_rebuild_{latest}", progress=progress)
+    elif withdrawn["was_current"]:
+        progress("no other day is published: the marts are gone until the next run")
+    return {**withdrawn, "current": latest if withdrawn["was_current"] else None}
 
 
 def as_of_date_from_context(context) -> date:
@@ -345,7 +423,7 @@ def send_alerts(
     from kam import alerts
 
     with warehouse.connect(url) as conn:
-        current = alerts.published_as_of(conn)
+        current = warehouse.current_as_of(conn)
         if current is not None and as_of_date < current:
             progress(
                 f"alerts: {as_of_date} is a backfill (the marts are as of {current}); nothing is sent for a past day"

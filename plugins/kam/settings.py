@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -60,6 +62,10 @@ class Settings:
     warehouse_port: int | None
     recipients: Recipients = Recipients()
     database_sources: tuple[tuple[str, str], ...] = ()  # (database mapping, Airflow connection id)
+    timezone: str = "UTC"  # where "today" is: an as-of date after it has not closed yet
+
+    def today(self) -> date:
+        return datetime.now(ZoneInfo(self.timezone)).date()
 
     @property
     def landing_dir(self) -> Path:
@@ -98,6 +104,10 @@ class Settings:
         return self.project_dir / "dags"
 
     @property
+    def mappings_dir(self) -> Path:
+        return self.project_dir / "mappings"
+
+    @property
     def expectations_dir(self) -> Path:
         return self.project_dir / "expectations"
 
@@ -113,4 +123,5 @@ def load_settings() -> Settings:
         warehouse_port=int(port) if port else None,
         recipients=Recipients.from_environment(),
         database_sources=_database_sources(os.environ.get("KAM_DATABASE_SOURCES", "")),
+        timezone=os.environ.get("KAM_TIMEZONE") or "UTC",
     )

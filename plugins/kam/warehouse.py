@@ -184,6 +184,61 @@ def history_tables(conn: psycopg.Connection) -> list[str]:
     ]
 
 
+def current_as_of(conn: psycopg.Connection):
+    """The as-of date of the marts BI reads now: the latest publication that moved them and
+    was not withdrawn (a backfill publishes history only)."""
+    return conn.execute(
+        "select max(as_of_date) from audit.publications where is_current_marts and withdrawn_at is null"
+    ).fetchone()[0]
+
+
+def published_days(conn: psycopg.Connection) -> list:
+    """Every as-of date with a publication in force, oldest first."""
+    return [
+        day
+        for (day,) in conn.execute(
+            "select distinct as_of_date from audit.publications where withdrawn_at is null order by 1"
+        )
+    ]
+
+
+def withdraw(url: str, as_of_date, withdrawn_by: str, reason: str) -> dict:
+    """Withdraw every publication of a day: recorded in audit.publications (who, when, why),
+    its rows removed from the history tables. When that day was the current marts, the marts
+    are dropped: the caller republishes the latest day left (or none is published)."""
+    with connect(url, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtext('kam.publish'))")
+        try:
+            with conn.transaction():
+                current = current_as_of(conn)
+                withdrawn = conn.execute(
+                    "update audit.publications set withdrawn_at = now(), withdrawn_by = %s, withdrawal_reason = %s"
+                    " where as_of_date = %s and withdrawn_at is null returning publication_id",
+                    (withdrawn_by, reason, as_of_date),
+                ).fetchall()
+                for table in history_tables(conn):
+                    conn.execute(
+                        sql.SQL("delete from {} where as_of_date = %s").format(
+                            sql.Identifier(HISTORY_SCHEMA, table)
+                        ),
+                        (as_of_date,),
+                    )
+                was_current = bool(withdrawn) and current == as_of_date
+                if was_current:
+                    for schema in (PUBLISHED_SCHEMA, PREVIOUS_SCHEMA):
+                        conn.execute(
+                            sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema))
+                        )
+                days = published_days(conn)
+            return {
+                "withdrawn": [p for (p,) in withdrawn],
+                "was_current": was_current,
+                "latest_left": days[-1] if days else None,
+            }
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('kam.publish'))")
+
+
 def _prune_unpublished_history(conn: psycopg.Connection, as_of_date, dbt_invocation_id: str | None) -> None:
     """History tables keep one set of rows per as-of date: the published run's."""
     for table in history_tables(conn):
@@ -212,9 +267,8 @@ def publish(
                 raise RuntimeError(
                     f"nothing to publish: schema {build_schema} does not exist (did dbt build run?)"
                 )
-            current = conn.execute(
-                "select max(as_of_date) from audit.publications where is_current_marts"
-            ).fetchone()[0]
+            current = current_as_of(conn)
+            # with no current marts (all withdrawn), the latest day is current again
             is_backfill = current is not None and as_of_date < current
             if not is_backfill:
                 conn.execute(

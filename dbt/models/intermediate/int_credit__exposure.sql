@@ -1,5 +1,9 @@
 -- What a customer owes us or will owe us: open receivables + open orders not yet shipped
 -- + goods shipped but not yet invoiced. Exposure above the credit limit stops shipment.
+-- An order's state is read from its dates, as it was on the as-of date (an order invoiced
+-- in October was open on 30 September), not from its status today. Where a date is not
+-- known, today's status stands in: a cancelled order without a cancellation date, an order
+-- marked invoiced whose invoice is not loaded, shipped quantities without shipments.
 
 with
 
@@ -18,13 +22,85 @@ balances as (
 orders as (
 
     select * from {{ ref('stg_erp__sales_orders') }}
-    where order_status in ('open', 'shipped') and order_date <= {{ as_of_date() }}
 
 ),
 
 order_lines as (
 
     select * from {{ ref('stg_erp__sales_order_lines') }}
+
+),
+
+shipments as (
+
+    select * from {{ ref('stg_erp__shipments') }}
+
+),
+
+invoices as (
+
+    select * from {{ ref('stg_billing__invoices') }}
+
+),
+
+invoicing as (
+
+    select
+        order_id,
+        min(invoice_date) filter (where invoice_status = 'posted') as first_invoice_date
+    from invoices
+    where order_id is not null
+    group by order_id
+
+),
+
+shipped as (
+
+    select
+        order_id,
+        sum(shipment_amount) filter (where ship_date <= {{ as_of_date() }}) as shipped_amount
+    from shipments
+    where order_id is not null
+    group by order_id
+
+),
+
+order_values as (
+
+    select
+        order_id,
+        sum(ordered_quantity * unit_price) as ordered_amount,
+        sum(coalesce(shipped_quantity, 0) * unit_price) as shipped_quantity_amount
+    from order_lines
+    group by order_id
+
+),
+
+open_orders as (
+
+    -- placed by the as-of date, neither cancelled nor invoiced by then
+    select
+        orders.order_id,
+        orders.customer_id,
+        order_values.ordered_amount,
+        case
+            when shipped.order_id is not null then coalesce(shipped.shipped_amount, 0)
+            else order_values.shipped_quantity_amount
+        end as shipped_amount
+    from orders
+    inner join order_values on orders.order_id = order_values.order_id
+    left join invoicing on orders.order_id = invoicing.order_id
+    left join shipped on orders.order_id = shipped.order_id
+    where
+        orders.order_date <= {{ as_of_date() }}
+        and case
+            when orders.cancelled_date is not null then orders.cancelled_date > {{ as_of_date() }}
+            else orders.order_status <> 'cancelled'
+        end
+        and case
+            when invoicing.first_invoice_date is not null then invoicing.first_invoice_date > {{ as_of_date() }}
+            else orders.order_status <> 'invoiced'
+        end
 
 ),
 
@@ -42,13 +118,11 @@ open_ar as (
 uninvoiced as (
 
     select
-        orders.customer_id,
-        sum(greatest(order_lines.ordered_quantity - coalesce(order_lines.shipped_quantity, 0), 0)
-            * order_lines.unit_price) as open_order_amount,
-        sum(coalesce(order_lines.shipped_quantity, 0) * order_lines.unit_price) as shipped_not_invoiced_amount
-    from orders
-    inner join order_lines on orders.order_id = order_lines.order_id
-    group by orders.customer_id
+        customer_id,
+        sum(greatest(ordered_amount - shipped_amount, 0)) as open_order_amount,
+        sum(shipped_amount) as shipped_not_invoiced_amount
+    from open_orders
+    group by customer_id
 
 ),
 

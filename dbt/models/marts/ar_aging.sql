@@ -30,18 +30,6 @@ behaviour as (
 
 ),
 
-payments as (
-
-    select * from {{ ref('stg_billing__payments') }}
-
-),
-
-allocations as (
-
-    select * from {{ ref('stg_billing__payment_allocations') }}
-
-),
-
 window_start as (
 
     select {{ as_of_date() }} - cast({{ policy('trailing_window_days') }} as integer) as first_excluded_date
@@ -77,29 +65,24 @@ sales_12m as (
 
 ),
 
-allocated_per_payment as (
+unapplied_payments as (
 
-    select
-        payment_id,
-        sum(allocated_amount) as allocated_amount
-    from allocations
-    group by payment_id
+    select * from {{ ref('ar_unapplied_cash') }}
 
 ),
 
 unapplied as (
 
-    -- cash received and not allocated to any invoice, plus invoices settled beyond their amount
+    -- cash that settles no invoice on the as-of date (ar_unapplied_cash lists it by payment),
+    -- plus invoices settled beyond their amount
     select
         customer_id,
         sum(unapplied_amount) as unapplied_cash
     from (
         select
-            payments.customer_id,
-            payments.payment_amount - coalesce(allocated_per_payment.allocated_amount, 0) as unapplied_amount
-        from payments
-        left join allocated_per_payment on payments.payment_id = allocated_per_payment.payment_id
-        where payments.payment_date <= {{ as_of_date() }}
+            customer_id,
+            unapplied_amount
+        from unapplied_payments
         union all
         select
             customer_id,
@@ -107,7 +90,6 @@ unapplied as (
         from balances
         where open_amount <= -{{ policy('amount_tolerance') }}
     ) as unapplied_items
-    where unapplied_amount >= {{ policy('amount_tolerance') }}
     group by customer_id
 
 ),

@@ -58,6 +58,10 @@ create table if not exists audit.publications (
 );
 -- A backfill (an as-of date older than the current marts) publishes its history only.
 alter table audit.publications add column if not exists is_current_marts boolean not null default true;
+-- A publication made by mistake (a wrong date) is withdrawn, never deleted: who, when, why.
+alter table audit.publications add column if not exists withdrawn_at timestamptz;
+alter table audit.publications add column if not exists withdrawn_by text;
+alter table audit.publications add column if not exists withdrawal_reason text;
 -- Marts look up whether a day's run of history was published, once per customer.
 create index if not exists publications_day on audit.publications (as_of_date, dbt_invocation_id);
 

@@ -13,7 +13,8 @@ renamed as (
         customer_id,
         order_date,
         status as order_status,
-        currency
+        currency,
+        cancelled_date
     from source
 
 )
