@@ -9,6 +9,7 @@ WORKDIR /opt/kam
 COPY requirements/constraints.txt requirements/constraints.txt
 COPY pyproject.toml README.md ./
 COPY plugins plugins
+COPY tools tools
 RUN pip install -c requirements/constraints.txt -e .
 COPY . .
 RUN mkdir -p /opt/kam/var && chown -R airflow /opt/kam/var

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # run skips the install and an edited lock reinstalls.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint lock clean
+.PHONY: install demo test test-fast lint lock clean
 
 install: $(STAMP)
 
@@ -19,15 +19,20 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@touch $@
 
 demo: $(STAMP)
-	@$(BIN)/kam demo
+	@$(BIN)/kam-dev demo
 
 test: $(STAMP)
-	@$(BIN)/ruff check plugins dags tests
+	@$(BIN)/ruff check plugins dags tests tools
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The unit tests, the dbt unit tests and everything that needs no Airflow run or large load.
+test-fast: $(STAMP)
+	@$(BIN)/ruff check plugins dags tests tools
+	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	@$(BIN)/ruff check plugins dags tests
-	@$(BIN)/ruff format --check plugins dags tests
+	@$(BIN)/ruff check plugins dags tests tools
+	@$(BIN)/ruff format --check plugins dags tests tools
 
 # Re-resolve the pins from pyproject.toml in a scratch venv and write the lock.
 lock:

@@ -19,20 +19,18 @@ from datetime import date
 
 from airflow.sdk import dag, get_current_context, task
 
-from kam.dag_support import (
+from kam.on_airflow.tasks import (
     MARTS_ASSET,
     RETRY_DELAY,
-    SMTP_CONN_ID,
     START_DATE,
-    WAREHOUSE_CONN_ID,
+    as_of_date_from_context,
     fail_fast_on_bad_data,
+    task_inputs,
 )
 
 
 def _as_of_date() -> date:
     """The as-of date of the publication that triggered the run, else the run's logical date."""
-    from kam.pipeline import as_of_date_from_context
-
     context = get_current_context()
     for events in (context.get("triggering_asset_events") or {}).values():
         for event in events:
@@ -55,15 +53,10 @@ def kam_alerts():
     @task
     @fail_fast_on_bad_data
     def overdue_lists() -> dict:
-        from kam.pipeline import send_alerts, smtp_from_connection, url_from_connection
-        from kam.settings import load_settings
+        from kam.pipeline import send_alerts
 
-        return send_alerts(
-            url_from_connection(WAREHOUSE_CONN_ID),
-            load_settings(),
-            _as_of_date(),
-            smtp_from_connection(SMTP_CONN_ID),
-        )
+        run = task_inputs(_as_of_date())
+        return send_alerts(run.url, run.settings, run.as_of_date, run.smtp())
 
     overdue_lists()
 

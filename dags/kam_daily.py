@@ -31,22 +31,9 @@ Run one day by hand: `kam run --date YYYY-MM-DD`.
 
 from __future__ import annotations
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from kam.dag_support import (
-    MARTS_ASSET,
-    RETRY_DELAY,
-    SMTP_CONN_ID,
-    START_DATE,
-    WAREHOUSE_CONN_ID,
-    fail_fast_on_bad_data,
-)
-
-
-def _as_of_date():
-    from kam.pipeline import as_of_date_from_context
-
-    return as_of_date_from_context(get_current_context())
+from kam.on_airflow.tasks import MARTS_ASSET, RETRY_DELAY, START_DATE, fail_fast_on_bad_data, task_inputs
 
 
 @dag(
@@ -68,99 +55,74 @@ def kam_daily():
     @task
     @fail_fast_on_bad_data
     def extract() -> dict:
+        from kam.on_airflow.connections import url_from_connection
         from kam.pipeline import (
             extract_databases,
             landing_files,
             load_counts,
             refuse_future_date,
             require_data,
-            url_from_connection,
         )
-        from kam.settings import load_settings
 
-        settings = load_settings()
-        refuse_future_date(_as_of_date(), settings)
-        url = url_from_connection(WAREHOUSE_CONN_ID)
-        files = landing_files(settings)
-        require_data(url, settings, files)
+        run = task_inputs()
+        refuse_future_date(run.as_of_date, run.settings)
+        files = landing_files(run.settings)
+        require_data(run.url, run.settings, files)
         database = extract_databases(
-            url,
-            settings,
-            _as_of_date(),
-            {mapping: url_from_connection(conn_id) for mapping, conn_id in settings.database_sources},
-            full_refresh=bool(get_current_context()["params"]["full_refresh"]),
+            run.url,
+            run.settings,
+            run.as_of_date,
+            {mapping: url_from_connection(conn_id) for mapping, conn_id in run.settings.database_sources},
+            full_refresh=bool(run.context["params"]["full_refresh"]),
         )
         return {"database": load_counts(database), "files": files}
 
     @task
     @fail_fast_on_bad_data
     def load_raw(extracted: dict) -> dict:
-        from kam.pipeline import combine_summaries, load_counts, load_files, url_from_connection
-        from kam.settings import load_settings
+        from kam.pipeline import combine_summaries, load_counts, load_files
 
-        files = load_files(url_from_connection(WAREHOUSE_CONN_ID), load_settings(), extracted["files"])
+        run = task_inputs()
+        files = load_files(run.url, run.settings, extracted["files"])
         return combine_summaries(extracted["database"], load_counts(files))
 
     @task
     @fail_fast_on_bad_data
     def validate_raw(load_summary: dict) -> dict:  # after the load; the batches to check are in audit
-        import pendulum as clock
+        import pendulum
 
-        from kam.pipeline import url_from_connection
         from kam.pipeline import validate_raw as raw_gate
-        from kam.settings import load_settings
 
-        context = get_current_context()
+        run = task_inputs()
         # Raw data may legitimately hold dates up to the day the run happens, whatever the as-of date.
-        return raw_gate(
-            url_from_connection(WAREHOUSE_CONN_ID),
-            load_settings(),
-            _as_of_date(),
-            context["run_id"],
-            clock.now("UTC").date(),
-        )
+        return raw_gate(run.url, run.settings, run.as_of_date, run.run_id, pendulum.now("UTC").date())
 
     @task
     @fail_fast_on_bad_data
     def dbt_build(raw_gate: dict) -> dict:
-        from kam.pipeline import build_marts, url_from_connection
-        from kam.settings import load_settings
+        from kam.pipeline import build_marts
 
-        run_id = get_current_context()["run_id"]
-        return build_marts(
-            url_from_connection(WAREHOUSE_CONN_ID), load_settings(), _as_of_date(), run_id=run_id
-        )
+        run = task_inputs()
+        return build_marts(run.url, run.settings, run.as_of_date, run_id=run.run_id)
 
     @task
     @fail_fast_on_bad_data
     def validate_marts(build_summary: dict) -> dict:
-        from kam.pipeline import smtp_from_connection, url_from_connection
         from kam.pipeline import validate_marts as marts_gate
-        from kam.settings import load_settings
 
-        context = get_current_context()
+        run = task_inputs()
         marts_gate(
-            url_from_connection(WAREHOUSE_CONN_ID),
-            load_settings(),
-            _as_of_date(),
-            context["run_id"],
-            build_summary["invocation_id"],
-            smtp_from_connection(SMTP_CONN_ID),
+            run.url, run.settings, run.as_of_date, run.run_id, build_summary["invocation_id"], run.smtp()
         )
         return build_summary
 
     @task(outlets=[MARTS_ASSET])
     def publish(build_summary: dict) -> dict:
-        from kam.pipeline import publish_marts, url_from_connection
+        from kam.pipeline import publish_marts
 
-        context = get_current_context()
-        published = publish_marts(
-            url_from_connection(WAREHOUSE_CONN_ID),
-            _as_of_date(),
-            context["run_id"],
-            build_summary["invocation_id"],
-        )
-        context["outlet_events"][MARTS_ASSET].extra = {"as_of_date": published["as_of_date"]}
+        run = task_inputs()
+        published = publish_marts(run.url, run.as_of_date, run.run_id, build_summary["invocation_id"])
+        run.context["outlet_events"][MARTS_ASSET].extra = {"as_of_date": published["as_of_date"]}
         return published
 
     @task
@@ -171,28 +133,21 @@ def kam_daily():
         day in between will do it (a backfill of a range restates once, after its last day)."""
         from datetime import UTC, date, datetime, timedelta
 
-        from kam.pipeline import rebuild_day, smtp_from_connection, url_from_connection
-        from kam.settings import load_settings
+        from kam.pipeline import rebuild_day
 
         if not published["later_day"]:
             return {"restated": None}
-        context = get_current_context()
+        run = task_inputs()
         day, later = date.fromisoformat(published["as_of_date"]), date.fromisoformat(published["later_day"])
         between = [
             datetime.combine(day + timedelta(days=n), datetime.min.time(), UTC)
             for n in range(1, (later - day).days)
         ]
-        if between and context["ti"].get_dr_count(
-            dag_id=context["dag"].dag_id, logical_dates=between, states=["queued", "running"]
+        if between and run.context["ti"].get_dr_count(
+            dag_id=run.context["dag"].dag_id, logical_dates=between, states=["queued", "running"]
         ):
             return {"restated": None, "left_to": "a queued run of a later day"}
-        rebuild_day(
-            url_from_connection(WAREHOUSE_CONN_ID),
-            load_settings(),
-            later,
-            f"{context['run_id']}__restate_{later}",
-            smtp_from_connection(SMTP_CONN_ID),
-        )
+        rebuild_day(run.url, run.settings, later, f"{run.run_id}__restate_{later}", run.smtp())
         return {"restated": later.isoformat()}
 
     restate_later_day(publish(validate_marts(dbt_build(validate_raw(load_raw(extract()))))))

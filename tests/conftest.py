@@ -17,10 +17,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from psycopg import sql
 
-from kam.alerts import Smtp
-from kam.embedded_server import EmbeddedServer, free_port
+from kam.alerts.delivery import Smtp
+from kam.local.embedded_server import EmbeddedServer, free_port
 from kam.settings import PROJECT_DIR, Settings
-from kam.warehouse import bootstrap
+from kam.warehouse.bootstrap import bootstrap
 
 AS_OF = date(2026, 10, 31)
 _database_numbers = itertools.count(1)
@@ -75,8 +75,11 @@ def kam_env(tmp_path, warehouse, monkeypatch):
     return dict(os.environ)
 
 
-def run_kam(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
-    kam = Path(sys.executable).parent / "kam"
+def run_kam(
+    *args: str, env: dict | None = None, check: bool = False, program: str = "kam"
+) -> subprocess.CompletedProcess:
+    """`kam ...` (or `kam-dev ...`, the developer tools) as a user runs it."""
+    kam = Path(sys.executable).parent / program
     result = subprocess.run([str(kam), *args], capture_output=True, text=True, env=env, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(
@@ -98,9 +101,9 @@ def rows(url: str, query: str, params: tuple | None = None) -> list[tuple]:
 @pytest.fixture(scope="session")
 def built_warehouse(server, tmp_path_factory):
     """Scale-0.2 synthetic data, loaded and built into the marts as of AS_OF (read-only)."""
-    from kam.loading import Loader
+    from kam.ingest.files import Loader
     from kam.pipeline import build_marts, publish_marts
-    from kam.sources.synthetic import generate
+    from tools.synthetic import generate
 
     home = tmp_path_factory.mktemp("built-home")
     url = create_database(server, "built")

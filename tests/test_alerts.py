@@ -10,9 +10,11 @@ from datetime import date
 import psycopg
 import pytest
 
-from kam.alerts import Smtp, deliver, finance_summary_message, overdue_messages
-from kam.embedded_server import free_port
-from kam.mail_catcher import MailCatcher
+from kam.alerts.delivery import Smtp, deliver
+from kam.alerts.finance_summary import finance_summary_message
+from kam.alerts.overdue import overdue_messages
+from kam.local.embedded_server import free_port
+from kam.local.mail_catcher import MailCatcher
 from kam.pipeline import StepFailed, send_alerts
 from kam.settings import Recipients
 from tests.conftest import make_settings, rows, scalar
@@ -149,12 +151,13 @@ def test_alerts_refuse_marts_not_published_for_the_date(tmp_path, warehouse, smt
         send_alerts(warehouse, make_settings(tmp_path, warehouse), date(2026, 7, 1), smtp)
 
 
+@pytest.mark.slow
 def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothing(
     tmp_path, warehouse, smtp_server
 ):
-    from kam.loading import Loader
+    from kam.ingest.files import Loader
     from kam.pipeline import build_marts, publish_marts
-    from kam.sources.synthetic import generate
+    from tools.synthetic import generate
 
     inbox, smtp = smtp_server
     settings = make_settings(tmp_path, warehouse)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from kam.embedded_server import free_port
-from kam.loading import Loader
-from kam.orchestration import airflow_env
+from kam.ingest.files import Loader
+from kam.local.embedded_server import free_port
+from kam.local.runner import airflow_env
 from kam.pipeline import build_marts, publish_marts, send_alerts, validate_marts
 from kam.settings import load_settings
 from tests.conftest import make_settings, rows, run_kam, scalar
@@ -162,7 +162,7 @@ def test_an_empty_start_fails_at_once_and_says_what_to_do(kam_env):
 @pytest.fixture
 def small_book(tmp_path, warehouse):
     """A small synthetic ERP up to 2026-10-31, loaded (not in landing: a run loads nothing new)."""
-    from kam.sources.synthetic import generate
+    from tools.synthetic import generate
 
     files = tmp_path / "exports"
     generate(files, scale=0.05, seed=11, end_date=date(2026, 10, 31), progress=lambda m: None)
@@ -170,6 +170,7 @@ def small_book(tmp_path, warehouse):
     return make_settings(tmp_path / "bare", warehouse)
 
 
+@pytest.mark.slow
 def test_a_wrong_date_is_withdrawn_and_the_next_day_sends_its_alerts(
     kam_env, warehouse, small_book, smtp_server
 ):

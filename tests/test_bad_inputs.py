@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kam.contract import get_table
-from kam.loading import Loader
+from kam.ingest.files import Loader
 from tests.conftest import rows, scalar
 from tests.test_loading import INVOICE_HEADER, invoice, write_invoices
 

@@ -1,4 +1,4 @@
-"""A smoke run of `kam bench` so it cannot rot: every stage and every reference measured."""
+"""A smoke run of `kam-dev bench` so it cannot rot: every stage and every reference measured."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_bench_measures_every_stage_and_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("KAM_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KAM_WAREHOUSE_URL", raising=False)
-    result = run_kam("bench", "--scale", "0.04", check=True)
+    result = run_kam("bench", "--scale", "0.04", check=True, program="kam-dev")
     (figures,) = (tmp_path / "home" / "bench").glob("*/bench.json")
     report = json.loads(figures.read_text())
     stages = {s["name"]: s for s in report["stages"]}

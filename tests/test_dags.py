@@ -19,9 +19,9 @@ HEAVY_MODULES = (
     "psycopg",
     "pyarrow",
     "openpyxl",
-    "kam.loading",
+    "kam.ingest.files",
     "kam.transform",
-    "kam.warehouse",
+    "kam.warehouse.connect",
 )
 
 PARSE_SCRIPT = """
@@ -108,7 +108,7 @@ def test_the_dags_start_where_the_contract_lets_data_start():
     """Airflow creates no task for a logical date before start_date: every day the raw
     contract accepts must be runnable."""
     from kam.contract import load_contract
-    from kam.dag_support import START_DATE
+    from kam.on_airflow.tasks import START_DATE
 
     earliest = min(table.plausible_dates[0] for table in load_contract().values())
     assert START_DATE.date() <= earliest

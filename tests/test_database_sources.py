@@ -10,8 +10,8 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
+from kam.ingest.database import DatabaseExtractor, load_database_mapping
 from kam.pipeline import StepFailed, extract_databases
-from kam.sources.database import DatabaseExtractor, load_database_mapping
 from tests.conftest import AS_OF, make_settings, run_kam
 from tests.erp_fixtures import ErpNext, Odoo
 

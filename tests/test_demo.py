@@ -1,4 +1,4 @@
-"""The main job end to end: `kam demo` through Airflow on its own KAM_HOME, twice."""
+"""The main job end to end: `kam-dev demo` through Airflow on its own KAM_HOME, twice."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def outbox(kam_env) -> list:
 
 
 def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, warehouse):
-    first = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env)
+    first = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env, program="kam-dev")
     assert first.returncode == 0, first.stdout[-4000:]
     assert "=== KAM demo: done ===" in first.stdout
     assert "raw rows:" in first.stdout and "tests passed" in first.stdout and "quality gates:" in first.stdout
@@ -44,7 +44,7 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, wa
     assert len(outbox(kam_env)) == sent
     assert len(outbox(kam_env)) == sent > overdue_managers + 1  # + finance summary, stop lists, reviews due
 
-    second = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env)
+    second = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env, program="kam-dev")
     assert second.returncode == 0, second.stdout[-4000:]
     after = {t: scalar(warehouse, f"select count(*) from raw.{t}") for t in before}  # noqa: S608
     assert after == before

@@ -16,9 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kam.alerts import Smtp
-from kam.embedded_server import EmbeddedServer, free_port
-from kam.loading import Loader
+from kam.alerts.delivery import Smtp
+from kam.ingest.files import Loader
+from kam.local.embedded_server import EmbeddedServer, free_port
 from kam.pipeline import (
     StepFailed,
     acquire_transform_lease,
@@ -28,7 +28,8 @@ from kam.pipeline import (
     send_alerts,
     validate_marts,
 )
-from kam.warehouse import bi_url, bootstrap, ensure_bi_role
+from kam.warehouse.bootstrap import bootstrap
+from kam.warehouse.roles import bi_url, ensure_bi_role
 from tests.conftest import Inbox, make_settings, rows, scalar
 from tests.test_loading import INVOICE_HEADER
 
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory):
     """A warehouse of this module's own, so a test may stop and restart it."""
-    from kam.sources.synthetic import generate
+    from tools.synthetic import generate
 
     home = tmp_path_factory.mktemp("faults-home")
     server = EmbeddedServer(home / "warehouse")
@@ -111,6 +112,7 @@ def test_a_loader_killed_mid_copy_reloads_every_row_exactly_once(tmp_path, wareh
     ]
 
 
+@pytest.mark.slow
 def test_the_warehouse_stopping_mid_build_leaves_the_marts_and_the_retry_completes(own_server):
     server, url, settings = own_server
     published = rows(url, "select customer_id, open_amount from marts.ar_aging order by 1")
@@ -149,7 +151,7 @@ def test_the_warehouse_stopping_mid_build_leaves_the_marts_and_the_retry_complet
 
 
 def server_binary(name: str) -> str:
-    from kam.embedded_server import _pg_bin
+    from kam.local.embedded_server import _pg_bin
 
     return _pg_bin(name)
 
@@ -192,6 +194,7 @@ def test_a_second_run_waits_for_the_marts_lease_or_fails_naming_the_holder(own_s
     release_transform_lease(url, "run-b")
 
 
+@pytest.mark.slow
 def test_twenty_bi_readers_during_publishes_see_no_error_and_no_empty_result(own_server):
     _, url, settings = own_server
     reader_url = bi_url(url, settings)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import date
 
 import psycopg
+import pytest
 
-from kam.alerts import Smtp
-from kam.bench import add_published_history
-from kam.embedded_server import free_port
-from kam.loading import Loader
+from kam.alerts.delivery import Smtp
+from kam.ingest.files import Loader
+from kam.local.embedded_server import free_port
 from kam.pipeline import build_marts, publish_marts, send_alerts
 from tests.conftest import make_settings, rows
+from tools.bench import add_published_history
 
 FIRST, SECOND = date(2026, 5, 31), date(2026, 6, 30)
 AGING = (
@@ -23,7 +24,7 @@ AGING = (
 
 def loaded(tmp_path, warehouse):
     """The settings of a warehouse loaded with a small synthetic ERP up to SECOND."""
-    from kam.sources.synthetic import generate
+    from tools.synthetic import generate
 
     settings = make_settings(tmp_path, warehouse)
     generate(settings.landing_dir, scale=0.05, seed=9, end_date=SECOND, progress=lambda m: None)
@@ -36,6 +37,7 @@ def run_day(url, settings, day, run_id):
     publish_marts(url, day, run_id, build["invocation_id"])
 
 
+@pytest.mark.slow
 def test_changes_follow_the_previous_run_and_a_backfill_reproduces_its_day(tmp_path, warehouse):
     settings = loaded(tmp_path, warehouse)
     run_day(warehouse, settings, FIRST, "first")
@@ -101,6 +103,7 @@ PREVIOUS_TIERS_FROM_ALL_HISTORY = """
     where as_of_date < %(day)s order by customer_id, as_of_date desc"""
 
 
+@pytest.mark.slow
 def test_what_marts_carry_from_their_last_run_matches_all_of_history(tmp_path, warehouse):
     settings = loaded(tmp_path, warehouse)
     month_start, last_run, *days = date(2026, 6, 1), date(2026, 6, 28), date(2026, 6, 29), SECOND
@@ -160,6 +163,7 @@ def test_what_marts_carry_from_their_last_run_matches_all_of_history(tmp_path, w
     ]
 
 
+@pytest.mark.slow
 def test_the_latest_formal_evaluation_is_the_published_month_start_of_the_cadence(tmp_path, warehouse):
     """Tiers are formally evaluated on the first day of the months their cadence names (the
     year's first month for every cadence); the mart reads only those published days."""

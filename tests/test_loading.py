@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from kam.contract import get_table
-from kam.loading import Loader
-from kam.mapping import MappingError, load_mapping
+from kam.ingest.files import Loader
+from kam.ingest.mappings import MappingError, load_mapping
 from kam.settings import PROJECT_DIR
 from tests.conftest import rows, run_kam, scalar
 

@@ -15,13 +15,13 @@ from datetime import date
 import psycopg
 import pytest
 
-from kam import quality
-from kam.alerts import Smtp
+from kam.alerts.delivery import Smtp
 from kam.contract import load_contract
-from kam.embedded_server import free_port
-from kam.loading import Loader
+from kam.ingest.files import Loader
+from kam.local.embedded_server import free_port
 from kam.pipeline import StepFailed, build_marts, publish_marts, validate_marts, validate_raw
-from kam.quality import contract_suite, suite_path
+from kam.quality import gates as quality
+from kam.quality.suites import contract_suite, suite_path
 from tests.conftest import Inbox, create_database, drop_database, make_settings, rows, scalar
 from tests.test_loading import invoice, write_invoices
 
@@ -31,7 +31,7 @@ AS_OF = date(2026, 8, 31)
 @pytest.fixture(scope="module")
 def published(server, tmp_path_factory):
     """Scale-0.1 data through load, both gates and publish, once for the module."""
-    from kam.sources.synthetic import generate
+    from tools.synthetic import generate
 
     home = tmp_path_factory.mktemp("quality-home")
     url = create_database(server, "quality")
@@ -78,7 +78,7 @@ def test_a_gate_logs_what_it_found_not_gx_chatter(published, caplog):
     assert [r.getMessage() for r in caplog.records if r.name.startswith("great_expectations")] == []
     # nor its advice on the datasource kind, chosen on purpose (warnings reach task logs too)
     assert [str(w.message) for w in warned if "SQLDatasource" in str(w.message)] == []
-    assert any(r.name == "kam.quality" and "expectations" in r.getMessage() for r in caplog.records)
+    assert any(r.name == "kam.quality.gates" and "expectations" in r.getMessage() for r in caplog.records)
 
 
 def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(published):
@@ -107,9 +107,9 @@ def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(publish
     controller.start()
     try:
         build = build_marts(url, settings, AS_OF, progress=lambda m: None)
-        with psycopg.connect(url) as conn:  # the fixture breaks one identity in the build, not the model
-            conn.execute(
-                "update marts_build.ar_aging set bucket_1_30 = bucket_1_30 + 100 "
+        with psycopg.connect(url) as conn:  # the fixture breaks one identity in the build, not the model:
+            conn.execute(  # total open AR no longer equals the open invoices (a cross-mart identity)
+                "update marts_build.ar_aging set open_amount = open_amount + 100 "
                 "where customer_id = (select min(customer_id) from marts_build.ar_aging)"
             )
         with pytest.raises(StepFailed, match="ar_aging: unexpected_rows_expectation"):

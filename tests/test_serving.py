@@ -13,7 +13,7 @@ import yaml
 
 from kam.report import build_report
 from kam.settings import PROJECT_DIR
-from kam.warehouse import bi_url, ensure_bi_role
+from kam.warehouse.roles import bi_url, ensure_bi_role
 from tests.conftest import rows, scalar
 
 MARTS = (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from kam.warehouse import bootstrap, connect
+from kam.warehouse.bootstrap import bootstrap
+from kam.warehouse.connect import connect
 from tests.conftest import rows, run_kam
 
 

@@ -1,4 +1,4 @@
-{#- Schemas are the names in DESIGN.md §4 (raw, staging, intermediate, marts, ...), not
+{#- Schemas are the names in docs/design.md §4 (raw, staging, intermediate, marts, ...), not
     dbt's default <target>_<custom> concatenation. -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {{ (custom_schema_name or target.schema) | trim }}

@@ -1,6 +1,7 @@
 """KAM warehouse: the Python side of the key-account data platform.
 
-One job per module: settings (paths and environment), contract (the raw contract),
-warehouse (server, schemas, publish), loading (files into raw), mapping (foreign layouts),
-sources (where files and rows come from), transform (dbt), orchestration (Airflow), cli.
+Subpackages follow the data flow: ingest (files and ERP databases into raw), quality (the
+GX gates), transform (dbt), warehouse (connect, bootstrap, roles, publish), alerts (the
+emails), local (the embedded server, mail catcher and `kam run`), on_airflow (the only
+modules that import Airflow). docs/design.md §7 has the layers.
 """

@@ -2,7 +2,6 @@
 
 kam warehouse start|stop|status|url     the embedded PostgreSQL (or KAM_WAREHOUSE_URL)
 kam warehouse bi-url                    the read-only BI role's URL (reads `marts` only)
-kam generate --scale N --seed S         synthetic ERP landing files + ground truth
 kam load [--mapping FILE] PATH...       files into raw, audited, bad rows quarantined
 kam dbt ARGS...                         dbt against the warehouse
 kam run --date D [--dag kam_daily]      a whole DAG for one day through Airflow
@@ -11,7 +10,7 @@ kam status                              what is published, the last runs, batche
 kam ui                                  Airflow's UI for the embedded instance on 127.0.0.1
 kam expectations generate               the raw GX suites from the contract
 kam report                              the HTML report of the published marts
-kam demo                                all of the above on the embedded default
+(kam-dev generate|bench|demo: the developer tools, outside the runtime package)
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ def _say(message: str) -> None:
 
 def _progress(message: str) -> None:
     """Progress without dbt's per-node lines."""
-    from kam.orchestration import DBT_ROUTINE_LINE
+    from kam.local.runner import DBT_ROUTINE_LINE
 
     if not DBT_ROUTINE_LINE.match(message):
         _say(message)
@@ -63,7 +62,9 @@ def _refused_future(as_of: date, settings: Settings) -> bool:
 
 
 def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.warehouse import bootstrap, embedded_server, mask_url, ready_warehouse, warehouse_url
+    from kam.warehouse.bootstrap import bootstrap
+    from kam.warehouse.connect import mask_url
+    from kam.warehouse.server import embedded_server, ready_warehouse, warehouse_url
 
     if settings.warehouse_url and args.action in ("start", "stop"):
         _say(
@@ -80,7 +81,7 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
         _say("warehouse stopped" if server.stop() else "warehouse was not running")
     elif args.action == "status":
         if settings.warehouse_url:
-            from kam.warehouse import connect
+            from kam.warehouse.connect import connect
 
             try:
                 with connect(settings.warehouse_url) as conn:
@@ -104,28 +105,17 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
         # The one command whose job is to hand out the credential: `psql "$(kam warehouse url)"`.
         _say(warehouse_url(settings))
     elif args.action == "bi-url":
-        from kam.warehouse import bi_url
+        from kam.warehouse.roles import bi_url
 
         _say(bi_url(ready_warehouse(settings), settings))
     return 0
 
 
-def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.sources.synthetic import generate
-
-    out = Path(args.out) if args.out else settings.landing_dir
-    counts = generate(out, args.scale, args.seed, args.end_date or _yesterday(settings), progress=_say)
-    _say(
-        f"wrote {sum(counts.values())} rows in {len(counts)} tables under {out} (ground truth: {out / 'ground_truth.json'})"
-    )
-    return 0
-
-
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from kam.contract import get_table
-    from kam.loading import Loader
-    from kam.mapping import MappingError, find_mapping, load_mapping
-    from kam.warehouse import ready_warehouse
+    from kam.ingest.files import Loader
+    from kam.ingest.mappings import MappingError, find_mapping, load_mapping
+    from kam.warehouse.server import ready_warehouse
 
     try:
         mapping = load_mapping(find_mapping(args.mapping, settings.mappings_dir)) if args.mapping else None
@@ -152,9 +142,9 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.ingest.database import SourceUnreachable
     from kam.pipeline import StepFailed, extract_databases
-    from kam.sources.database import SourceUnreachable
-    from kam.warehouse import ready_warehouse
+    from kam.warehouse.server import ready_warehouse
 
     try:
         extract_databases(
@@ -173,15 +163,15 @@ def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     from kam.transform import run_dbt
-    from kam.warehouse import ready_warehouse
+    from kam.warehouse.server import ready_warehouse
 
     result = run_dbt(args.dbt_args, ready_warehouse(settings), settings, as_of_date=args.date, progress=_say)
     return result.returncode
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.orchestration import run_dag, run_log_path
-    from kam.warehouse import ready_warehouse
+    from kam.local.runner import run_dag, run_log_path
+    from kam.warehouse.server import ready_warehouse
 
     as_of = args.date or _yesterday(settings)
     if _refused_future(as_of, settings):
@@ -220,7 +210,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from kam.report import build_report
-    from kam.warehouse import connect, current_as_of, ready_warehouse
+    from kam.warehouse.connect import connect
+    from kam.warehouse.publish import current_as_of
+    from kam.warehouse.server import ready_warehouse
 
     url = ready_warehouse(settings)
     with connect(url) as conn:
@@ -239,7 +231,7 @@ def cmd_withdraw(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
 
     from kam.pipeline import StepFailed, withdraw_day
-    from kam.warehouse import ready_warehouse
+    from kam.warehouse.server import ready_warehouse
 
     try:
         result = withdraw_day(
@@ -255,7 +247,7 @@ def cmd_withdraw(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from kam.status import status_lines
-    from kam.warehouse import ready_warehouse
+    from kam.warehouse.server import ready_warehouse
 
     lines, healthy = status_lines(ready_warehouse(settings), settings)
     for line in lines:
@@ -264,35 +256,20 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.orchestration import serve_ui
-    from kam.warehouse import ready_warehouse
+    from kam.local.runner import serve_ui
+    from kam.warehouse.server import ready_warehouse
 
     return serve_ui(settings, ready_warehouse(settings), args.port, progress=_say)
 
 
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.bench import run_bench
-
-    run_bench(settings, args.scale, progress=_say)
-    return 0
-
-
 def cmd_expectations(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.quality import write_raw_suites
+    from kam.quality.suites import write_raw_suites
 
     paths = write_raw_suites(settings)
     _say(
         f"wrote {len(paths)} raw suites from the contract into {settings.expectations_dir / 'raw'}; review the diff"
     )
     return 0
-
-
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.demo import run_demo
-
-    if args.date and _refused_future(args.date, settings):
-        return 2
-    return run_demo(settings, args.scale, args.seed, args.date or _yesterday(settings), progress=_say)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,13 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("warehouse", help="start, stop or inspect the warehouse")
     p.add_argument("action", choices=("start", "stop", "status", "url", "bi-url"))
     p.set_defaults(func=cmd_warehouse)
-
-    p = sub.add_parser("generate", help="write synthetic ERP landing files")
-    p.add_argument("--scale", type=float, default=1.0, help="1 = about 500 customers and 50,000 invoices")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--end-date", type=_date, help="last day of history (default: yesterday)")
-    p.add_argument("--out", help="folder (default: KAM_HOME/landing)")
-    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("load", help="load files or folders into raw")
     p.add_argument("paths", nargs="+")
@@ -354,41 +324,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write the HTML report of the published marts under KAM_HOME/report")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("bench", help="measure the pipeline on a fresh instance and print the figures")
-    p.add_argument("--scale", type=float, default=1.0)
-    p.set_defaults(func=cmd_bench)
-
     p = sub.add_parser("expectations", help="regenerate the raw GX suites from the contract")
     p.add_argument("action", choices=("generate",))
     p.set_defaults(func=cmd_expectations)
 
-    p = sub.add_parser("demo", help="the whole pipeline on the embedded default")
-    p.add_argument("--scale", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--date", type=_date, help="as-of date (default: yesterday)")
-    p.set_defaults(func=cmd_demo)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse, run, and turn any unexpected error into one clear line (the traceback in the log)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection chatter
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # thousands of INFO lines per gate
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     settings = load_settings()
     try:
         return args.func(args, settings)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # the last line of defence: one clear line, the traceback in the log
+    except Exception as exc:  # the last line of defence
         log.debug("failed", exc_info=True)
-        from kam.warehouse import mask_url
+        from kam.warehouse.connect import mask_url
 
         message = str(exc)
         if settings.warehouse_url:
             message = message.replace(settings.warehouse_url, mask_url(settings.warehouse_url))
         _say(f"error: {type(exc).__name__}: {message}")
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from kam.constants import RAW_SCHEMA
 from kam.settings import PROJECT_DIR
 
 SOURCES = ("erp", "billing")
-RAW_SCHEMA = "raw"
 ALLOWED_TYPES = ("text", "integer", "boolean", "date") + tuple(
     f"numeric({p},{s})" for p in (18,) for s in (2, 3, 4)
 )

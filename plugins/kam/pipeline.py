@@ -8,40 +8,23 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from urllib.parse import quote
 
-from kam import transform, warehouse
+from kam import transform
+from kam.constants import MARTS_BUILD_SCHEMA, TRANSFORM_LEASE
 from kam.contract import load_contract
-from kam.loading import BatchResult, Loader, expand_paths
-from kam.mapping import MappingError, find_mapping, load_mapping
+from kam.ingest.batches import BatchResult
+from kam.ingest.files import Loader, expand_paths
+from kam.ingest.mappings import MappingError, find_mapping, load_mapping
 from kam.settings import Settings
+from kam.warehouse.connect import connect
+from kam.warehouse.publish import current_as_of, publish, published_days, withdraw
 
-log = logging.getLogger("kam.pipeline")
+log = logging.getLogger(__name__)
 MAPPED_LANDING = "mapped"  # landing/mapped/<mapping name>/... files use mappings/<mapping name>.yml
 
 
 class StepFailed(RuntimeError):
     """A pipeline step failed; the message says what and what to do."""
-
-
-# Airflow connection type -> URL scheme and default port
-CONNECTION_SCHEMES = {"postgres": ("postgresql", 5432), "mysql": ("mysql", 3306), "mariadb": ("mysql", 3306)}
-
-
-def url_from_connection(conn_id: str) -> str:
-    """A database URL from an Airflow connection (credentials never live in DAG code)."""
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    if conn.conn_type not in CONNECTION_SCHEMES:
-        raise StepFailed(
-            f"connection {conn_id} is of type {conn.conn_type!r}; use one of {', '.join(CONNECTION_SCHEMES)}"
-        )
-    scheme, default_port = CONNECTION_SCHEMES[conn.conn_type]
-    credentials = quote(conn.login or "", safe="")
-    if conn.password:
-        credentials += ":" + quote(conn.password, safe="")
-    return f"{scheme}://{credentials}@{conn.host}:{conn.port or default_port}/{conn.schema or ''}"
 
 
 def refuse_future_date(as_of_date: date, settings: Settings) -> None:
@@ -58,7 +41,7 @@ def require_data(url: str, settings: Settings, files: list[dict]) -> None:
     """A run with nothing to read at all fails at once, rather than building empty marts."""
     if files or settings.database_sources:
         return
-    with warehouse.connect(url) as conn:
+    with connect(url) as conn:
         loaded = conn.execute("select exists (select from audit.batches where status = 'loaded')").fetchone()[
             0
         ]
@@ -149,7 +132,7 @@ def extract_databases(
 ) -> dict:
     """Pull each database source (mapping name -> source URL) into raw: the rows changed
     since the last run, or everything with `full_refresh`; deletions are removed and recorded."""
-    from kam.sources.database import DatabaseExtractor, load_database_mapping
+    from kam.ingest.database import DatabaseExtractor, load_database_mapping
 
     results: list[BatchResult] = []
     for mapping_name, source_url in source_urls.items():
@@ -179,12 +162,12 @@ def validate_raw(
     """The raw gate on every batch it has not passed yet (the values of older rows passed an
     earlier gate). On success those batches are marked as passed by this run; on failure the
     latest batch of each failing table is marked rejected and nothing downstream runs."""
-    from kam import quality
+    from kam.quality import gates
 
-    result = quality.validate_raw(settings, url, as_of_date, run_id, run_date, progress)
+    result = gates.validate_raw(settings, url, as_of_date, run_id, run_date, progress)
     if not result.ok:
         failed_tables = sorted({f.table for f in result.failures})
-        with warehouse.connect(url) as conn:
+        with connect(url) as conn:
             conn.execute(
                 """
                 update audit.batches set status = 'rejected',
@@ -199,7 +182,7 @@ def validate_raw(
             f"downstream ran. Fix the source files and rerun:\n  "
             + "\n  ".join(map(str, result.failures[:20]))
         )
-    with warehouse.connect(url) as conn:
+    with connect(url) as conn:
         conn.execute(
             "update audit.batches set raw_gate_run_id = %s where batch_id = any(%s)",
             (run_id, result.batch_ids),
@@ -218,24 +201,25 @@ def validate_marts(
 ) -> dict:
     """The marts gate on the build schema. On failure the data-engineering list gets one
     email with what failed, and the published marts stay as they are."""
-    from kam import alerts, quality
+    from kam.alerts.delivery import deliver
+    from kam.alerts.finance_summary import gate_failure_message
+    from kam.quality import gates
 
-    result = quality.validate_marts(
-        settings, url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id, progress
+    result = gates.validate_marts(
+        settings, url, MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id, progress
     )
     if not result.ok:
         release_transform_lease(url, run_id)
         failures = [str(f) for f in result.failures]
         if smtp is not None:
-            message = alerts.gate_failure_message(as_of_date, run_id, failures, settings.recipients)
-            alerts.deliver(url, [message], smtp, settings.recipients.mail_from, progress)
+            message = gate_failure_message(as_of_date, run_id, failures, settings.recipients)
+            deliver(url, [message], smtp, settings.recipients.mail_from, progress)
         raise StepFailed(
             "the marts gate failed; yesterday's marts stay published:\n  " + "\n  ".join(failures[:20])
         )
     return {"summary": result.summary(), "expectations": result.expectations, "data_docs": result.data_docs}
 
 
-TRANSFORM_LEASE = "marts"
 LEASE_HOURS = 3
 
 
@@ -253,7 +237,7 @@ def acquire_transform_lease(
 
     deadline = time.monotonic() + wait_seconds
     while True:
-        with warehouse.connect(url) as conn:
+        with connect(url) as conn:
             holder = conn.execute(
                 """
                 insert into audit.transform_lease (lease_name, run_id, as_of_date, expires_at)
@@ -282,7 +266,7 @@ def acquire_transform_lease(
 
 
 def release_transform_lease(url: str, run_id: str) -> None:
-    with warehouse.connect(url) as conn:
+    with connect(url) as conn:
         conn.execute(
             "delete from audit.transform_lease where lease_name = %s and run_id = %s",
             (TRANSFORM_LEASE, run_id),
@@ -339,12 +323,10 @@ def publish_marts(url: str, as_of_date: date, run_id: str, dbt_invocation_id: st
     """Publish the build. For a backfill, `later_day` is the next published day: its marts
     were computed without this day, so what it says changed since its previous day (tiers,
     grades, streaks) needs restating."""
-    publication_id = warehouse.publish(
-        url, transform.MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id
-    )
+    publication_id = publish(url, MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id)
     release_transform_lease(url, run_id)
-    with warehouse.connect(url) as conn:
-        later = [day for day in warehouse.published_days(conn) if day > as_of_date]
+    with connect(url) as conn:
+        later = [day for day in published_days(conn) if day > as_of_date]
     return {
         "publication_id": publication_id,
         "as_of_date": as_of_date.isoformat(),
@@ -378,7 +360,7 @@ def withdraw_day(
     """Withdraw a day's publication. If it was the current marts, the latest day left is
     built and published again, so the warehouse is what a clean run of that day gives and
     the alerts carry on from it."""
-    withdrawn = warehouse.withdraw(url, as_of_date, withdrawn_by, reason)
+    withdrawn = withdraw(url, as_of_date, withdrawn_by, reason)
     if not withdrawn["withdrawn"]:
         raise StepFailed(f"nothing is published as of {as_of_date}; `kam status` lists what is")
     progress(
@@ -393,54 +375,34 @@ def withdraw_day(
     return {**withdrawn, "current": latest if withdrawn["was_current"] else None}
 
 
-def as_of_date_from_context(context) -> date:
-    """The day a run is for: its logical date (the start of the daily data interval), so a
-    backfill of a past day computes that day's marts."""
-    logical = context.get("logical_date") or context["dag_run"].logical_date or context["data_interval_start"]
-    return logical.date()
-
-
-def smtp_from_connection(conn_id: str = "kam_smtp"):
-    from airflow.sdk import BaseHook
-
-    from kam.alerts import Smtp
-
-    conn = BaseHook.get_connection(conn_id)
-    return Smtp(
-        host=conn.host or "127.0.0.1",
-        port=int(conn.port or 25),
-        login=conn.login or None,
-        password=conn.password or None,
-        starttls=bool(conn.extra_dejson.get("starttls", False)),
-    )
-
-
 def send_alerts(
     url: str, settings: Settings, as_of_date: date, smtp, progress: Callable[[str], None] = log.info
 ) -> dict:
     """The overdue lists (one per account manager), the finance summary, the stop-shipment
     lists (credit control and each affected manager) and the monthly reviews due, each sent once."""
-    from kam import alerts
+    from kam.alerts import finance_summary, overdue, reviews_due, stop_shipments
+    from kam.alerts.delivery import deliver
+    from kam.alerts.lists import MartsNotPublished, require_published
 
-    with warehouse.connect(url) as conn:
-        current = warehouse.current_as_of(conn)
+    with connect(url) as conn:
+        current = current_as_of(conn)
         if current is not None and as_of_date < current:
             progress(
                 f"alerts: {as_of_date} is a backfill (the marts are as of {current}); nothing is sent for a past day"
             )
             return {"sent": 0, "already_sent": 0, "messages": 0, "skipped": "backfill"}
         try:
-            alerts.require_published(conn, as_of_date)
-        except alerts.MartsNotPublished as exc:
+            require_published(conn, as_of_date)
+        except MartsNotPublished as exc:
             raise StepFailed(str(exc)) from exc
         messages = [
-            *alerts.overdue_messages(conn, as_of_date, settings.recipients),
-            alerts.finance_summary_message(conn, as_of_date, settings.recipients),
-            *alerts.stop_shipment_messages(conn, as_of_date, settings.recipients),
+            *overdue.overdue_messages(conn, as_of_date, settings.recipients),
+            finance_summary.finance_summary_message(conn, as_of_date, settings.recipients),
+            *stop_shipments.stop_shipment_messages(conn, as_of_date, settings.recipients),
         ]
-        reviews = alerts.reviews_due_message(conn, as_of_date, settings.recipients)
+        reviews = reviews_due.reviews_due_message(conn, as_of_date, settings.recipients)
         messages += [reviews] if reviews else []
-    report = alerts.deliver(url, messages, smtp, settings.recipients.mail_from, progress)
+    report = deliver(url, messages, smtp, settings.recipients.mail_from, progress)
     if report.failed:
         # Not StepFailed: a mail server that is down is worth retrying.
         raise RuntimeError(

@@ -12,11 +12,10 @@ from pathlib import Path
 from psycopg import sql
 
 from kam.settings import Settings
-from kam.warehouse import connect
+from kam.warehouse.connect import connect
 
 WIDTH, HEIGHT, PAD = 640, 260, 40
 PALETTE = ("#2f6690", "#3a7ca5", "#81c3d7", "#f4a259", "#e76f51", "#bc4749", "#6a040f", "#7b2cbf", "#adb5bd")
-GRADES = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C")
 
 # After layout, each chart reports whether it drew something visible (the browser test reads it).
 RENDER_CHECK = """
@@ -126,14 +125,14 @@ def stacked_aging_chart(
     )
 
 
-def transition_chart(matrix: dict[tuple[str, str], int]) -> str:
+def transition_chart(matrix: dict[tuple[str, str], int], grades: Sequence[str]) -> str:
     cell = 22
     top = max(list(matrix.values()) + [1])
     body = []
-    for i, before in enumerate(GRADES):
+    for i, before in enumerate(grades):
         body.append(f"<text x='2' y='{40 + i * cell + 15}' font-size='10'>{before}</text>")
-        body.append(f"<text x='{50 + i * cell}' y='30' font-size='10'>{GRADES[i]}</text>")
-        for j, after in enumerate(GRADES):
+        body.append(f"<text x='{50 + i * cell}' y='30' font-size='10'>{grades[i]}</text>")
+        for j, after in enumerate(grades):
             count = matrix.get((before, after), 0)
             shade = 255 - int(200 * count / top)
             body.append(
@@ -174,12 +173,17 @@ def build_report(url: str, settings: Settings) -> Path:
                 "select tier, max_cumulative_share_before from staging.tier_policy where max_cumulative_share_before < 1 order by 2"
             )
         )
+        # the current marts' buckets (the aging_buckets seed's): history keeps a retired one's column
         bucket_columns = [
             r[0]
             for r in conn.execute(
-                "select column_name from information_schema.columns where table_schema = 'marts' and table_name = 'ar_aging_daily'"
+                "select column_name from information_schema.columns where table_schema = 'marts' and table_name = 'ar_aging'"
                 " and column_name like 'bucket\\_%%' order by ordinal_position"
             )
+        ]
+        grade_scale = [
+            r[0]
+            for r in conn.execute("select credit_grade from staging.credit_grade_scale order by grade_order")
         ]
         aging: dict[tuple[date, str], float] = {}
         for column in bucket_columns:
@@ -213,11 +217,11 @@ def build_report(url: str, settings: Settings) -> Path:
         bar_chart(
             "grades",
             "Customers by credit grade",
-            list(GRADES),
-            [grades.get(g, 0) for g in GRADES],
+            grade_scale,
+            [grades.get(g, 0) for g in grade_scale],
             "customers",
         ),
-        transition_chart(matrix),
+        transition_chart(matrix, grade_scale),
         bar_chart(
             "fees",
             "Fee overcharge and unauthorised deductions to recover, by distributor",

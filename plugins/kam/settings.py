@@ -12,6 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from kam.constants import DEFAULT_SOURCE_CONNECTION
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -39,9 +41,6 @@ class Recipients:
             credit_control=_addresses("KAM_CREDIT_CONTROL_EMAILS", ",".join(cls.credit_control)),
             data_engineering=_addresses("KAM_DATA_ENGINEERING_EMAILS", ",".join(cls.data_engineering)),
         )
-
-
-DEFAULT_SOURCE_CONNECTION = "kam_erp"
 
 
 def _database_sources(text: str) -> tuple[tuple[str, str], ...]:

@@ -4,9 +4,10 @@ what is in quarantine, and which messages went out or are still pending."""
 
 from __future__ import annotations
 
-from kam.orchestration import recent_runs
+from kam.local.runner import recent_runs
 from kam.settings import Settings
-from kam.warehouse import connect, current_as_of
+from kam.warehouse.connect import connect
+from kam.warehouse.publish import current_as_of
 
 DAG_IDS = ("kam_daily", "kam_alerts")
 

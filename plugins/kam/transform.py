@@ -13,9 +13,9 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from kam.constants import MARTS_BUILD_SCHEMA
 from kam.settings import Settings
 
-MARTS_BUILD_SCHEMA = "marts_build"
 AS_OF_DATE_VARIABLE = "KAM_AS_OF_DATE"  # read by the as_of_date() macro
 
 

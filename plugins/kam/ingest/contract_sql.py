@@ -1,0 +1,255 @@
+"""The SQL that turns landed text into contract rows: one set-based statement per raw
+table that casts every value to its contract type, quarantines the rows that break the
+contract (file, line, column, value, reason) and upserts the rest by key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from kam.contract import Column, Table
+from kam.ingest.mappings import ISO_DATE_FORMAT, ColumnSource, Target, date_pattern
+
+QUARANTINED_VALUE_CHARS = 200
+
+
+def landing_column(position: int) -> sql.Identifier:
+    return sql.Identifier(f"c{position}")
+
+
+def _source_text(source: ColumnSource, positions: dict[str, int]) -> sql.Composable:
+    """The column's value as text, NULL when empty."""
+
+    def file_value(name: str) -> sql.Composable:
+        return sql.SQL("nullif(btrim(l.{}), '')").format(landing_column(positions[name]))
+
+    if source.column is not None:
+        return file_value(source.column)
+    if source.value is not None:
+        return sql.SQL("{}::text").format(sql.Literal(source.value))
+    if source.template is not None:
+        import string
+
+        parts: list[sql.Composable] = []
+        for literal, name, _, _ in string.Formatter().parse(source.template):
+            if literal:
+                parts.append(sql.Literal(literal))
+            if name:
+                parts.append(file_value(name))
+        return sql.SQL("({})").format(sql.SQL(" || ").join(parts))
+    return sql.SQL("null::text")
+
+
+@dataclass
+class ColumnSql:
+    column: Column
+    source: sql.Composable  # text as it came
+    value: sql.Composable  # text ready to cast (dates reformatted to ISO)
+    date_format: str | None
+
+
+def column_sql(column: Column, source: ColumnSource | None, positions: dict[str, int]) -> ColumnSql:
+    text = _source_text(source, positions) if source else sql.SQL("null::text")
+    if column.data_type != "date":
+        return ColumnSql(column, text, text, None)
+    date_format = (source.date_format if source else None) or ISO_DATE_FORMAT
+    regex, replacement = date_pattern(date_format)
+    value = sql.SQL("case when {src} ~ {rx} then regexp_replace({src}, {rx}, {rep}) end").format(
+        src=text, rx=sql.Literal(regex), rep=sql.Literal(replacement)
+    )
+    return ColumnSql(column, text, value, date_format)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One contract rule on one column: the row breaks it when `condition` is true."""
+
+    column: Column
+    condition: sql.Composable
+    value: sql.Composable
+    reason: str
+
+    def as_jsonb(self) -> sql.Composed:
+        return sql.SQL(
+            "case when {cond} then jsonb_build_object('column', {col}, 'value', left({val}, {n}), 'reason', {why}) end"
+        ).format(
+            cond=self.condition,
+            col=sql.Literal(self.column.name),
+            val=self.value,
+            n=sql.Literal(QUARANTINED_VALUE_CHARS),
+            why=sql.Literal(self.reason),
+        )
+
+
+def column_checks(
+    c: ColumnSql, s: sql.Identifier, v: sql.Identifier, t: sql.Identifier, table: Table, required: bool
+) -> list[_Problem]:
+    """Problems of one column: s is the text as it came, v the text ready to cast, t the typed value."""
+    col = c.column
+    checks = []
+    if required:
+        checks.append(
+            _Problem(col, sql.SQL("{} is null").format(s), sql.SQL("null::text"), "missing required value")
+        )
+    if c.date_format:
+        checks.append(
+            _Problem(
+                col,
+                sql.SQL("{} is not null and {} is null").format(s, v),
+                s,
+                f"not a date in the format {c.date_format}",
+            )
+        )
+    if col.data_type == "date":
+        low, high = table.plausible_dates
+        checks.append(
+            _Problem(
+                col,
+                sql.SQL("{} not between {} and {}").format(t, sql.Literal(low), sql.Literal(high)),
+                s,
+                f"impossible date (outside {low} .. {high})",
+            )
+        )
+    if col.data_type != "text":
+        checks.append(
+            _Problem(
+                col, sql.SQL("{} is not null and {} is null").format(v, t), s, f"not a valid {col.data_type}"
+            )
+        )
+    if col.accepted_values:
+        checks.append(
+            _Problem(
+                col,
+                sql.SQL("{} is not null and {} <> all({}::text[])").format(
+                    s, s, sql.Literal(list(col.accepted_values))
+                ),
+                s,
+                "not one of: " + ", ".join(col.accepted_values),
+            )
+        )
+    if col.min_value is not None or col.max_value is not None:
+        low = sql.Literal(col.min_value) if col.min_value is not None else sql.SQL("null")
+        high = sql.Literal(col.max_value) if col.max_value is not None else sql.SQL("null")
+        checks.append(
+            _Problem(
+                col,
+                sql.SQL("{t} < {lo} or {t} > {hi}").format(t=t, lo=low, hi=high),
+                s,
+                f"outside the plausible range {col.min_value} .. {col.max_value}",
+            )
+        )
+    return checks
+
+
+def target_statement(
+    target: Target, header: list[str], batch_id: int, file_name: str, header_line: int
+) -> sql.Composed:
+    """One statement: validate, quarantine and upsert the landing rows for one raw table.
+    Returns one row: produced, loaded, merged, quarantined."""
+    table = target.table
+    positions = {name: i + 1 for i, name in enumerate(header)}
+    cols = [column_sql(col, target.columns.get(col.name), positions) for col in table.columns]
+    src = [sql.Identifier(f"s_{c.column.name}") for c in cols]
+    val = [sql.Identifier(f"v_{c.column.name}") for c in cols]
+    typed = [sql.Identifier(c.column.name) for c in cols]
+    key = [sql.Identifier(k) for k in table.primary_key]
+
+    staged = sql.SQL(", ").join(
+        sql.SQL("{} as {}, {} as {}").format(c.source, s, c.value, v)
+        for c, s, v in zip(cols, src, val, strict=True)
+    )
+    casts = sql.SQL(", ").join(
+        (
+            sql.SQL("{} as {}").format(v, t)
+            if c.column.data_type == "text"
+            else sql.SQL("case when pg_input_is_valid({v}, {ty}) then {v}::{ty_sql} end as {t}").format(
+                v=v, ty=sql.Literal(c.column.data_type), ty_sql=sql.SQL(c.column.data_type), t=t
+            )
+        )
+        for c, v, t in zip(cols, val, typed, strict=True)
+    )
+    checks: list[sql.Composable] = []
+    for c, s, v, t in zip(cols, src, val, typed, strict=True):
+        required = c.column.not_null or c.column.name in table.primary_key
+        checks += [problem.as_jsonb() for problem in column_checks(c, s, v, t, table, required)]
+    typed_list = sql.SQL(", ").join(typed)
+    row_hash = sql.SQL("md5(row({})::text)").format(typed_list) if target.distinct else sql.SQL("''::text")
+    key_text = sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(k) for k in key)
+    header_keys = sql.Literal(header)
+    header_values = sql.SQL(", ").join(
+        sql.SQL("l.{}").format(landing_column(i + 1)) for i in range(len(header))
+    )
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = excluded.{}").format(t, t)
+        for t in typed
+        if t.as_string() not in {k.as_string() for k in key}
+    )
+    on_conflict = (
+        sql.SQL("do update set {}, _batch_id = excluded._batch_id, _loaded_at = now()").format(assignments)
+        if assignments.as_string()
+        else sql.SQL("do update set _batch_id = excluded._batch_id, _loaded_at = now()")
+    )
+    return sql.SQL("""
+with staged as materialized (
+    select l._record, {staged} from pg_temp.landing l
+), typed as materialized (
+    select _record, {casts}, {src_list}, {val_list} from staged
+), checked as materialized (
+    select *, array_remove(array[{checks}]::jsonb[], null) as problems from typed
+), ranked as (
+    select *,
+        row_number() over w as key_rank,
+        first_value(_record) over w as first_record,
+        {row_hash} = first_value({row_hash}) over w as same_as_first
+    from checked
+    window w as (partition by cardinality(problems) = 0, {key} order by _record)
+), verdict as (
+    select *,
+        case
+            when cardinality(problems) > 0 then problems
+            when key_rank > 1 and not ({distinct} and same_as_first) then array[jsonb_build_object(
+                'column', {key_names}, 'value', {key_text},
+                'reason', 'duplicate key: same ' || {key_names} || ' as line ' || (first_record + {hl}))]
+        end as final_problems,
+        cardinality(problems) = 0 and key_rank = 1 as is_loaded,
+        cardinality(problems) = 0 and key_rank > 1 and {distinct} and same_as_first as is_merged
+    from ranked
+), quarantined as (
+    insert into audit.quarantine (batch_id, file_name, line_no, table_name, column_name, value, reason, record)
+    select {batch}, {file}, v._record + {hl}, {table_name},
+        v.final_problems[1] ->> 'column', v.final_problems[1] ->> 'value',
+        (select string_agg((p ->> 'column') || ': ' || (p ->> 'reason'), '; ') from unnest(v.final_problems) p),
+        jsonb_object({header_keys}::text[], array[{header_values}]::text[])
+    from verdict v join pg_temp.landing l on l._record = v._record
+    where v.final_problems is not null
+    returning 1
+), loaded as (
+    insert into {raw} ({typed_list}, _batch_id)
+    select {typed_list}, {batch} from verdict where is_loaded
+    on conflict ({key}) {on_conflict}
+    returning 1
+)
+select (select count(*) from verdict), (select count(*) from loaded),
+       (select count(*) from verdict where is_merged), (select count(*) from quarantined)
+""").format(
+        staged=staged,
+        casts=casts,
+        src_list=sql.SQL(", ").join(src),
+        val_list=sql.SQL(", ").join(val),
+        checks=sql.SQL(", ").join(checks),
+        row_hash=row_hash,
+        key=sql.SQL(", ").join(key),
+        distinct=sql.Literal(target.distinct),
+        key_names=sql.Literal(",".join(table.primary_key)),
+        key_text=key_text,
+        hl=sql.Literal(header_line),
+        batch=sql.Literal(batch_id),
+        file=sql.Literal(file_name),
+        table_name=sql.Literal(table.name),
+        header_keys=header_keys,
+        header_values=header_values,
+        raw=sql.Identifier("raw", table.name),
+        typed_list=typed_list,
+        on_conflict=on_conflict,
+    )

@@ -1,0 +1,248 @@
+"""Load landing files into `raw` with COPY: one file, one batch, one transaction.
+
+A file's bytes stream into a temporary landing table through COPY (memory does not grow
+with the file). One set-based statement per target table then casts every value to its
+contract type, quarantines the rows that break the contract (with file, line, column,
+value and reason) and upserts the rest by key. Landed = loaded + quarantined, always: the
+audit tables enforce it with CHECK constraints.
+
+Idempotent: an unchanged file (same checksum) is skipped; a changed file replaces the rows
+its earlier batch loaded; a failed file leaves nothing behind but a `failed` batch row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from kam.contract import Table, load_contract
+from kam.ingest.batches import (
+    BatchResult,
+    TableCounts,
+    begin_batch,
+    describe,
+    file_checksum,
+    finish_loaded,
+    load_in_batch,
+    load_landing,
+    lock_batch_key,
+    unlock_batch_key,
+)
+from kam.ingest.copy import check_header, copy_error, copy_into_landing, copy_straight_into_raw
+from kam.ingest.mappings import Mapping, contract_layout
+from kam.ingest.readers import FileRefused, open_tabular
+from kam.warehouse.connect import connect
+
+log = logging.getLogger(__name__)
+LOADABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".parquet"}
+# COPY is bound by the server's CPU parsing rows, one core per connection; two keep a 2-core
+# machine busy without starving dbt or Airflow running beside.
+LOAD_CONNECTIONS = 2
+
+
+def infer_table(path: Path) -> Table:
+    """The raw table a contract-layout file feeds: its folder (landing/<source>/<table>/)
+    or, failing that, the longest table name its file name starts with."""
+    tables = load_contract()
+    if path.parent.name in tables:
+        return tables[path.parent.name]
+    stem = path.stem.lower()
+    matches = [
+        name for name in tables if stem == name or stem.startswith(name + "_") or stem.startswith(name + ".")
+    ]
+    if not matches:
+        raise FileRefused(
+            path,
+            "cannot tell which raw table this file feeds: put it in landing/<source>/<table>/, "
+            "name it after the table (invoices.csv), or give --table or --mapping",
+        )
+    return tables[max(matches, key=len)]
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in LOADABLE_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            raise FileRefused(path, "no such file or folder")
+    return files
+
+
+@dataclass(frozen=True)
+class _PlannedFile:
+    number: int
+    path: Path
+    mapping: Mapping
+
+
+def _groups_by_table(planned: list[_PlannedFile]) -> list[list[_PlannedFile]]:
+    """Files that share a raw table, in their given order (a later file's rows update an
+    earlier file's keys); groups share no table, so they load side by side. Largest first,
+    which keeps the connections evenly busy."""
+    groups: list[tuple[set[str], list[_PlannedFile]]] = []
+    for item in planned:
+        tables, members = set(item.mapping.table_names), [item]
+        for group in [g for g in groups if g[0] & tables]:
+            groups.remove(group)
+            tables |= group[0]
+            members = group[1] + members
+        groups.append((tables, sorted(members, key=lambda m: m.number)))
+    return sorted((g[1] for g in groups), key=lambda g: -sum(m.path.stat().st_size for m in g))
+
+
+class Loader:
+    """Loads files into one warehouse, reporting progress through `progress`: files of
+    different raw tables on LOAD_CONNECTIONS connections at once, those of one table in order."""
+
+    def __init__(self, url: str, progress: Callable[[str], None] = log.info):
+        self.url = url
+        self.progress = progress
+
+    def load_paths(
+        self, paths: Iterable[Path], mapping: Mapping | None = None, table: Table | None = None
+    ) -> list[BatchResult]:
+        try:
+            files = expand_paths(paths)
+        except FileRefused as exc:
+            return [
+                BatchResult(
+                    file=exc.path,
+                    mapping=mapping.name if mapping else "contract",
+                    status="failed",
+                    message=str(exc),
+                )
+            ]
+        self.progress(f"loading {len(files)} file(s)")
+        results: dict[int, BatchResult] = {}
+        planned: list[_PlannedFile] = []
+        for number, path in enumerate(files, start=1):
+            try:
+                planned.append(
+                    _PlannedFile(number, path, mapping or contract_layout(table or infer_table(path)))
+                )
+            except FileRefused as exc:
+                results[number] = BatchResult(
+                    file=str(path), mapping="contract", status="failed", message=str(exc)
+                )
+                self.progress(f"[{number}/{len(files)}] FAILED {exc}")
+
+        def load_in_order(group: list[_PlannedFile]) -> None:
+            for item in group:
+                results[item.number] = self.load_file(item.path, item.mapping)
+                self.progress(f"[{item.number}/{len(files)}] {describe(results[item.number])}")
+
+        with ThreadPoolExecutor(max_workers=LOAD_CONNECTIONS, thread_name_prefix="load") as pool:
+            for future in [pool.submit(load_in_order, group) for group in _groups_by_table(planned)]:
+                future.result()
+        return [results[number] for number in sorted(results)]
+
+    def load_file(self, path: Path, mapping: Mapping) -> BatchResult:
+        started = time.monotonic()
+        path = Path(path).resolve()
+        result = BatchResult(file=str(path), mapping=mapping.name, status="failed")
+        checksum, size = file_checksum(path)
+        batch_key = f"{mapping.name}:{path}"
+        with connect(self.url, autocommit=True) as conn:
+            lock_batch_key(conn, batch_key)
+            previous = conn.execute(
+                "select batch_id, checksum from audit.batches where batch_key = %s and status in ('loaded', 'rejected') "
+                "order by batch_id desc limit 1",
+                (batch_key,),
+            ).fetchone()
+            same = conn.execute(
+                "select batch_id, file_path from audit.batches where checksum = %s and mapping = %s "
+                "and status = 'loaded' order by batch_id desc limit 1",
+                (checksum, mapping.name),
+            ).fetchone()
+            if same:
+                result.status, result.batch_id = "skipped", same[0]
+                result.message = f"unchanged: identical content already loaded as batch {same[0]} ({same[1]})"
+                result.seconds = time.monotonic() - started
+                return result
+            batch_id = begin_batch(conn, batch_key, str(path), path.name, mapping, checksum, size)
+            result.batch_id = batch_id
+            load_in_batch(
+                conn,
+                result,
+                str(path),
+                lambda: self._load_batch(
+                    conn, path, mapping, batch_id, previous[0] if previous else None, result
+                ),
+            )
+            unlock_batch_key(conn, batch_key)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _load_batch(
+        self,
+        conn: psycopg.Connection,
+        path: Path,
+        mapping: Mapping,
+        batch_id: int,
+        previous_batch: int | None,
+        result: BatchResult,
+    ) -> None:
+        notes = ""
+        if previous_batch is not None:
+            for target in mapping.targets:
+                conn.execute(
+                    sql.SQL("delete from {} where _batch_id = %s").format(
+                        sql.Identifier("raw", target.table.name)
+                    ),
+                    (previous_batch,),
+                )
+            conn.execute(
+                "update audit.batches set status = 'superseded', finished_at = coalesce(finished_at, now()) "
+                "where batch_id = %s",
+                (previous_batch,),
+            )
+            notes = f"replaces batch {previous_batch}"
+        table = mapping.targets[0].table
+        if mapping.is_contract_layout:
+            with open(path, "rb") as handle:
+                stream = open_tabular(
+                    path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
+                )
+                mapping = mapping.for_header(stream.header)
+                notes = "; ".join(filter(None, [check_header(stream, mapping), notes]))
+                copied = copy_straight_into_raw(conn, stream, table, batch_id, self.progress)
+            if copied is not None:
+                result.tables[table.name] = TableCounts(copied, copied, 0, 0)
+                conn.execute(
+                    "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
+                    (batch_id, table.name, copied, copied, 0, 0),
+                )
+                finish_loaded(conn, batch_id, copied, result, notes)
+                return
+        with open(path, "rb") as handle:
+            stream = open_tabular(
+                path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
+            )
+            mapping = mapping.for_header(stream.header)
+            header_notes = check_header(stream, mapping)
+            try:
+                landed = copy_into_landing(conn, stream, self.progress)
+            except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
+                raise copy_error(path, exc, stream.header_line) from exc
+        if not mapping.is_contract_layout:
+            notes = "; ".join(filter(None, [header_notes, notes]))
+        load_landing(conn, mapping, stream, batch_id, landed, result, notes)

@@ -1,0 +1,1 @@
+"""Great Expectations at every hand-over: the suites (suites) and the raw and marts gates (gates)."""

@@ -1,0 +1,139 @@
+"""The gates' suites: reviewed JSON files in expectations/. The raw suites are generated
+from the raw contract (`kam expectations generate`) and kept in step with it by a test;
+expectations/marts/<mart>.json hold what dbt cannot say about each mart."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from kam.contract import Table, load_contract
+from kam.settings import Settings
+
+BUILD_SCHEMA_PLACEHOLDER = "{build_schema}"
+EVENT_DATE_EXCLUSIONS = {"due_date", "valid_to", "valid_from"}  # dates that are legitimately in the future
+
+
+def policy_value(settings: Settings, parameter: str) -> float:
+    """A knob from the dbt policy seed (business numbers live there, not in code)."""
+    with open(settings.dbt_project_dir / "seeds" / "policy_parameters.csv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["parameter"] == parameter:
+                return float(row["value"])
+    raise KeyError(f"policy parameter {parameter!r} is not in dbt/seeds/policy_parameters.csv")
+
+
+def row_count_parameter(table: str) -> str:
+    return f"min_row_count_{table}"
+
+
+def contract_suite(table: Table) -> dict:
+    """The raw suite the contract implies: columns and types, keys, enums, ranges, dates."""
+    expectations: list[dict] = [
+        {
+            "type": "expect_table_columns_to_match_set",
+            "kwargs": {"column_set": [*table.column_names, "_batch_id", "_loaded_at"], "exact_match": True},
+        },
+        {
+            "type": "expect_table_row_count_to_be_between",
+            "kwargs": {"min_value": {"$PARAMETER": row_count_parameter(table.name)}},
+            "meta": {"why": "volume check: a feed that suddenly drops fails (raw_max_volume_drop_share)"},
+        },
+    ]
+    pg_types = {"text": "TEXT", "integer": "INTEGER", "boolean": "BOOLEAN", "date": "DATE"}
+    for column in table.columns:
+        type_name = pg_types.get(column.data_type) or column.data_type.upper().replace(",", ", ")
+        expectations.append(
+            {
+                "type": "expect_column_values_to_be_of_type",
+                "kwargs": {"column": column.name, "type_": type_name},
+            }
+        )
+        if column.not_null or column.name in table.primary_key:
+            expectations.append(
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column.name}}
+            )
+        if column.accepted_values:
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": column.name, "value_set": list(column.accepted_values)},
+                }
+            )
+        if column.min_value is not None or column.max_value is not None:
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {
+                        "column": column.name,
+                        "min_value": column.min_value,
+                        "max_value": column.max_value,
+                    },
+                }
+            )
+        if column.data_type == "date":
+            latest = (
+                {"$PARAMETER": "latest_plausible_date"}
+                if column.name not in EVENT_DATE_EXCLUSIONS
+                else table.plausible_dates[1].isoformat()
+            )
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {
+                        "column": column.name,
+                        "min_value": table.plausible_dates[0].isoformat(),
+                        "max_value": latest,
+                    },
+                }
+            )
+    if len(table.primary_key) == 1:
+        expectations.append(
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": table.primary_key[0]}}
+        )
+    else:
+        expectations.append(
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": list(table.primary_key)},
+            }
+        )
+    for earlier, later in table.date_order:
+        expectations.append(
+            {
+                "type": "expect_column_pair_values_a_to_be_greater_than_b",
+                "kwargs": {
+                    "column_A": later,
+                    "column_B": earlier,
+                    "or_equal": True,
+                    "ignore_row_if": "either_value_is_missing",
+                },
+            }
+        )
+    return {
+        "name": f"raw.{table.name}",
+        "meta": {"generated_from": f"the raw contract, source {table.source}"},
+        "expectations": expectations,
+    }
+
+
+def suite_path(settings: Settings, gate: str, table: str) -> Path:
+    return settings.expectations_dir / gate / f"{table}.json"
+
+
+def write_raw_suites(settings: Settings) -> list[Path]:
+    paths = []
+    for table in load_contract().values():
+        path = suite_path(settings, "raw", table.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(contract_suite(table), indent=2) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def read_suite(path: Path, build_schema: str | None = None) -> dict:
+    text = path.read_text(encoding="utf-8")
+    if build_schema:
+        text = text.replace(BUILD_SCHEMA_PLACEHOLDER, build_schema)
+    return json.loads(text)

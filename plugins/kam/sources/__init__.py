@@ -1,1 +1,0 @@
-"""Where rows come from: landing files, ERP databases, and the synthetic ERP."""

@@ -1,0 +1,2 @@
+"""Developer tools: the synthetic ERP, the benchmark and the demo. The runtime package
+(plugins/kam) never imports them; they import it."""
