@@ -11,16 +11,16 @@ begin
     for history_table in
         select table_name
         from information_schema.columns
-        where table_schema = 'snapshots' and column_name in ('as_of_date', 'dbt_invocation_id', 'customer_id')
+        where table_schema = '{{ history_schema() }}' and column_name in ('as_of_date', 'dbt_invocation_id', 'customer_id')
         group by table_name
         having count(*) = 3
     loop
         execute format(
-            'create index if not exists %I on snapshots.%I (as_of_date, dbt_invocation_id)',
+            'create index if not exists %I on {{ history_schema() }}.%I (as_of_date, dbt_invocation_id)',
             history_table || '_day', history_table
         );
         execute format(
-            'create index if not exists %I on snapshots.%I (customer_id, as_of_date)',
+            'create index if not exists %I on {{ history_schema() }}.%I (customer_id, as_of_date)',
             history_table || '_customer', history_table
         );
     end loop;

@@ -68,7 +68,7 @@
 {%- endmacro %}
 
 {% macro _history_relation(identifier) -%}
-    {{ return(adapter.get_relation(database=target.database, schema='snapshots', identifier=identifier) if execute else none) }}
+    {{ return(adapter.get_relation(database=target.database, schema=history_schema(), identifier=identifier) if execute else none) }}
 {%- endmacro %}
 
 {% macro _history_columns(relation, columns) -%}
