@@ -13,7 +13,7 @@ from kam import transform
 from kam.constants import MARTS_BUILD_SCHEMA, TRANSFORM_LEASE
 from kam.contract import load_contract
 from kam.ingest.batches import BatchResult
-from kam.ingest.files import Loader, expand_paths
+from kam.ingest.files import Loader, scan_paths
 from kam.ingest.mappings import MappingError, find_mapping, load_mapping
 from kam.settings import Settings
 from kam.warehouse.connect import connect
@@ -52,17 +52,21 @@ def require_data(url: str, settings: Settings, files: list[dict]) -> None:
         )
 
 
-def landing_files(settings: Settings) -> list[dict]:
+def landing_files(settings: Settings, progress: Callable[[str], None] = log.info) -> list[dict]:
     """Every file waiting in the landing area, with the mapping that reads it (None for
-    files in the contract layout under landing/<source>/<table>/)."""
+    files in the contract layout under landing/<source>/<table>/); a file refused without
+    being read (a link out of landing) carries its reason; what is ignored is said."""
     if not settings.landing_dir.exists():
         return []
+    files, refused, ignored = scan_paths([settings.landing_dir])
+    for path, reason in ignored:
+        progress(f"landing: ignored {path}: {reason}")
     found = []
-    for path in expand_paths([settings.landing_dir]):
+    for path in files:
         relative = path.relative_to(settings.landing_dir).parts
         mapping = relative[1] if relative[0] == MAPPED_LANDING and len(relative) > 2 else None
         found.append({"path": str(path), "mapping": mapping})
-    return found
+    return found + [{"path": str(path), "mapping": None, "refused": reason} for path, reason in refused]
 
 
 def _batch_summary(results: list[BatchResult], what: str) -> dict:
@@ -104,9 +108,16 @@ def load_files(
     url: str, settings: Settings, files: list[dict], progress: Callable[[str], None] = log.info
 ) -> dict:
     loader = Loader(url, progress)
-    results = []
-    for mapping_name in sorted({f["mapping"] or "" for f in files}):
-        paths = [Path(f["path"]) for f in files if (f["mapping"] or "") == mapping_name]
+    results = [
+        BatchResult(
+            file=f["path"], mapping="contract", status="failed", message=f"{f['path']}: {f['refused']}"
+        )
+        for f in files
+        if f.get("refused")
+    ]
+    readable = [f for f in files if not f.get("refused")]
+    for mapping_name in sorted({f["mapping"] or "" for f in readable}):
+        paths = [Path(f["path"]) for f in readable if (f["mapping"] or "") == mapping_name]
         try:
             mapping = (
                 load_mapping(find_mapping(mapping_name, settings.mappings_dir)) if mapping_name else None
@@ -409,4 +420,9 @@ def send_alerts(
             f"{len(report.failed)} message(s) not sent yet; the retry sends only those:\n  "
             + "\n  ".join(report.failed)
         )
-    return {"sent": report.sent, "already_sent": report.already_sent, "messages": len(messages)}
+    return {
+        "sent": report.sent,
+        "already_sent": report.already_sent,
+        "messages": len(messages),
+        "refused_recipients": report.refused,
+    }

@@ -35,7 +35,8 @@ class Smtp:
 class DeliveryReport:
     sent: int = 0
     already_sent: int = 0
-    failed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # worth retrying (the server or the network)
+    refused: list[str] = field(default_factory=list)  # recipients the server refused for good (5xx)
 
 
 def deliver(
@@ -79,8 +80,35 @@ def deliver(
                 future.result()
     progress(
         f"alerts: {report.sent} sent, {report.already_sent} already sent earlier, {len(report.failed)} failed"
+        + (
+            f", {len(report.refused)} recipient(s) refused by the server: " + "; ".join(report.refused)
+            if report.refused
+            else ""
+        )
     )
     return report
+
+
+def _record_recipients(conn: psycopg.Connection, message: AlertMessage, refused: dict) -> None:
+    conn.cursor().executemany(
+        "insert into audit.alert_recipients (message_key, recipient, accepted, smtp_code, smtp_reply)"
+        " values (%s, %s, %s, %s, %s) on conflict (message_key, recipient) do update set accepted = excluded.accepted,"
+        " smtp_code = excluded.smtp_code, smtp_reply = excluded.smtp_reply, recorded_at = now()",
+        [
+            (
+                message.key,
+                recipient,
+                recipient not in refused,
+                refused[recipient][0] if recipient in refused else 250,
+                _reply(refused[recipient][1]) if recipient in refused else None,
+            )
+            for recipient in message.to + message.cc
+        ],
+    )
+
+
+def _reply(text: bytes | str) -> str:
+    return (text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))[:500]
 
 
 def _send_once(
@@ -99,7 +127,20 @@ def _send_once(
             report.already_sent += 1
             return
         try:
-            session.send(message.to + message.cc, rendered)
+            refused = session.send(message.to + message.cc, rendered)
+        except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused: permanent, not retried
+            _record_recipients(conn, message, exc.recipients)
+            conn.execute(
+                "update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
+                " last_error = %s where message_key = %s",
+                (
+                    "every recipient refused: "
+                    + "; ".join(f"{r} {c}" for r, (c, _) in exc.recipients.items()),
+                    message.key,
+                ),
+            )
+            report.refused += [f"{r} ({c} {_reply(m)})" for r, (c, m) in exc.recipients.items()]
+            return
         except (OSError, smtplib.SMTPException) as exc:
             conn.execute(
                 "update audit.alert_ledger set status = 'failed', attempts = attempts + 1,"
@@ -108,12 +149,14 @@ def _send_once(
             )
             report.failed.append(f"{message.key}: {exc}")
             return
+        _record_recipients(conn, message, refused)
         conn.execute(
             "update audit.alert_ledger set status = 'sent', attempts = attempts + 1,"
-            " last_error = null, sent_at = now() where message_key = %s",
-            (message.key,),
+            " last_error = %s, sent_at = now() where message_key = %s",
+            ("refused: " + "; ".join(refused) if refused else None, message.key),
         )
         report.sent += 1
+        report.refused += [f"{r} ({c} {_reply(m)})" for r, (c, m) in refused.items()]
 
 
 class _Session:
@@ -125,12 +168,13 @@ class _Session:
         self.mail_from = mail_from
         self.client: smtplib.SMTP | None = None
 
-    def send(self, recipients: tuple[str, ...], rendered: bytes) -> None:
+    def send(self, recipients: tuple[str, ...], rendered: bytes) -> dict:
+        """Send; returns the recipients the server refused (the others accepted it)."""
         try:
-            self._client().sendmail(self.mail_from, recipients, rendered)
+            return self._client().sendmail(self.mail_from, recipients, rendered)
         except smtplib.SMTPServerDisconnected:
             self.client = None  # an idle timeout on the server's side: one fresh connection
-            self._client().sendmail(self.mail_from, recipients, rendered)
+            return self._client().sendmail(self.mail_from, recipients, rendered)
         except smtplib.SMTPResponseException:
             raise  # the server refused this message; the connection is still good for the next
         except OSError:  # the connection broke (smtplib's errors are OSErrors too)

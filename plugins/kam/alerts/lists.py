@@ -15,9 +15,9 @@ from kam.alerts.render import (
     csv_attachment,
     html_table,
     money,
+    normalised_address,
     page,
     single_line,
-    valid_address,
 )
 from kam.settings import Recipients
 from kam.warehouse.publish import current_as_of
@@ -92,14 +92,18 @@ def manager_messages(
     recipients: Recipients,
     escalate_to: tuple[str, ...] = (),
 ) -> list[AlertMessage]:
-    """One message per account manager with only that manager's rows. Rows whose manager
-    address is missing or invalid go to the finance list; `escalate_to` is copied when a row
-    says so."""
+    """One message per account manager with only that manager's rows, by address as mail
+    goes to it (AM03@Example.com and am03@example.com are one manager). Rows whose manager
+    address is missing or not one valid address go to the finance list, copied to data
+    engineering with the addresses to fix; `escalate_to` is copied when a row says so."""
     by_manager: dict[str, list[tuple]] = {}
     names: dict[str, str] = {}
     escalated: set[str] = set()
+    unusable: set[str] = set()
     for manager, address, escalate, *record in conn.execute(spec.query).fetchall():
-        key = address if valid_address(address) else UNASSIGNED
+        key = normalised_address(address) or UNASSIGNED
+        if key == UNASSIGNED and address:
+            unusable.add(single_line(address, 120))
         by_manager.setdefault(key, []).append(tuple(record))
         names[key] = single_line(manager, 80) if key != UNASSIGNED else UNASSIGNED
         if escalate:
@@ -109,9 +113,12 @@ def manager_messages(
             spec,
             as_of,
             (key,) if key != UNASSIGNED else recipients.finance,
-            names[key],
+            names[key]
+            if key != UNASSIGNED or not unusable
+            else f"{UNASSIGNED}; addresses to fix in the ERP: {', '.join(sorted(unusable))}",
             records,
-            cc=escalate_to if key in escalated else (),
+            cc=(escalate_to if key in escalated else ())
+            + (recipients.data_engineering if key == UNASSIGNED and unusable else ()),
         )
         for key, records in by_manager.items()
     ]

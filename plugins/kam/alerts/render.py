@@ -86,8 +86,14 @@ def spreadsheet_safe(value: object) -> object:
     return value
 
 
-def valid_address(address: str | None) -> bool:
-    return bool(address) and EMAIL_PATTERN.match(address) is not None
+def normalised_address(address: str | None) -> str | None:
+    """The address as mail goes to it (trimmed, lower case), or None when it is not one
+    address: a line break, a second address or anything else never reaches a header."""
+    if not address:
+        return None
+    candidate = address.strip().lower()
+    return candidate if EMAIL_PATTERN.fullmatch(candidate) else None
+
 
 
 def money(amount: Decimal | float | None) -> str:

@@ -95,6 +95,8 @@ def load_in_batch(conn: psycopg.Connection, result: BatchResult, what: str, work
         result.message = str(exc)
     except psycopg.Error as exc:
         result.message = f"{what}: the warehouse refused the load: {exc}".strip()
+    except Exception as exc:  # whatever else broke the read, the batch ends failed with it, never 'loading'
+        result.message = f"{what}: could not be loaded ({type(exc).__name__}: {exc}); nothing of it was kept"
     if result.status == "failed":
         conn.execute(
             "update audit.batches set status = 'failed', message = %s, finished_at = now() where batch_id = %s",

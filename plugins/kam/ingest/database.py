@@ -30,7 +30,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
-import yaml
 from psycopg import sql
 
 from kam.constants import SQLALCHEMY_DRIVERS
@@ -44,7 +43,7 @@ from kam.ingest.batches import (
     unlock_batch_key,
 )
 from kam.ingest.copy import copy_into_landing
-from kam.ingest.mappings import ColumnSource, Mapping, MappingError, Target
+from kam.ingest.mappings import ColumnSource, Mapping, MappingError, Target, read_yaml
 from kam.ingest.readers import TabularStream, cell_text, rows_as_csv
 from kam.warehouse.connect import connect, mask_url
 
@@ -85,8 +84,8 @@ class DatabaseMapping:
 
 def is_database_mapping(path: Path) -> bool:
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        document = read_yaml(path)
+    except MappingError:
         return False
     return isinstance(document, dict) and document.get("kind") == DATABASE_KIND
 
@@ -101,10 +100,7 @@ def _control_column(spec: dict, key: str, where: str, required: bool) -> str | N
 
 
 def load_database_mapping(path: Path) -> DatabaseMapping:
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MappingError(f"mapping {path}: cannot read it: {exc}") from exc
+    document = read_yaml(path)
     if not isinstance(document, dict) or document.get("kind") != DATABASE_KIND:
         raise MappingError(f"mapping {path}: not a database mapping (it needs `kind: {DATABASE_KIND}`)")
     if not isinstance(document.get("tables"), dict) or not document["tables"]:

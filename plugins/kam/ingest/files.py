@@ -66,25 +66,45 @@ def infer_table(path: Path) -> Table:
     return tables[max(matches, key=len)]
 
 
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
+def scan_paths(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """The files to load under `paths`, and, with the reason, the ones refused without being
+    read (a link to a file outside the folder: its content is not ours to print or load) and
+    the ones ignored (hidden folders and files, other suffixes, links to folders)."""
     files: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    ignored: list[tuple[Path, str]] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            files.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file()
-                    and p.suffix.lower() in LOADABLE_SUFFIXES
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
+            root = path.resolve()
+            for found in sorted(path.rglob("*")):
+                relative = found.relative_to(path).parts
+                if any(part.startswith(".") for part in relative[:-1]):
+                    continue  # inside a hidden folder: the folder itself is listed once
+                if found.name.startswith("."):
+                    ignored.append((found, "hidden (its name starts with a dot)"))
+                elif found.is_symlink() and found.is_dir():
+                    ignored.append((found, "a link to a folder: links are not followed"))
+                elif found.is_dir():
+                    continue
+                elif found.is_symlink() and not found.resolve().is_relative_to(root):
+                    refused.append(
+                        (found, f"a link to {found.resolve()}, outside {path}: copy the file in instead")
+                    )
+                elif found.suffix.lower() not in LOADABLE_SUFFIXES:
+                    ignored.append((found, f"not a loadable file ({', '.join(sorted(LOADABLE_SUFFIXES))})"))
+                else:
+                    files.append(found)
         elif path.exists():
             files.append(path)
         else:
             raise FileRefused(path, "no such file or folder")
-    return files
+    return files, refused, ignored
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """The files to load under `paths` (see scan_paths for what is left out, and why)."""
+    return scan_paths(paths)[0]
 
 
 @dataclass(frozen=True)
@@ -121,7 +141,7 @@ class Loader:
         self, paths: Iterable[Path], mapping: Mapping | None = None, table: Table | None = None
     ) -> list[BatchResult]:
         try:
-            files = expand_paths(paths)
+            files, refused, ignored = scan_paths(paths)
         except FileRefused as exc:
             return [
                 BatchResult(
@@ -131,8 +151,20 @@ class Loader:
                     message=str(exc),
                 )
             ]
+        for path, reason in ignored:
+            self.progress(f"ignored {path}: {reason}")
         self.progress(f"loading {len(files)} file(s)")
-        results: dict[int, BatchResult] = {}
+        results: dict[int, BatchResult] = {
+            -number: BatchResult(
+                file=str(path),
+                mapping=mapping.name if mapping else "contract",
+                status="failed",
+                message=f"{path}: refused without reading it: {reason}",
+            )
+            for number, (path, reason) in enumerate(refused, start=1)
+        }
+        for result in results.values():
+            self.progress(f"FAILED {result.message}")
         planned: list[_PlannedFile] = []
         for number, path in enumerate(files, start=1):
             try:

@@ -110,9 +110,15 @@ def _column_source(spec: object, where: str, default_date_format: str | None) ->
     template = spec.get("template")
     if template is not None:
         try:
-            list(string.Formatter().parse(str(template)))
+            fields = list(string.Formatter().parse(str(template)))
         except ValueError as exc:
             raise MappingError(f"{where}: bad template {template!r}: {exc}") from exc
+        for _, name, format_spec, conversion in fields:
+            if name is not None and (format_spec or conversion or not name):
+                raise MappingError(
+                    f"{where}: template {template!r}: write {{column}} only; formats and conversions "
+                    "(!r, :>10) are not applied, and an empty {} names no column"
+                )
     return ColumnSource(
         column=None if spec.get("column") is None else str(spec["column"]),
         value=None if spec.get("value") is None else str(spec["value"]),
@@ -137,13 +143,71 @@ def find_mapping(name_or_path: str, mappings_dir: Path) -> Path:
     )
 
 
-def load_mapping(path: Path) -> Mapping:
+MAPPING_MAX_BYTES = 1 << 20  # a mapping is a page of YAML; anything near this is not one
+# the encodings a file may declare, as the loader's readers name them
+DECLARABLE_ENCODINGS = ("utf-8", "utf8", "gb18030", "gbk", "latin-1")
+FILE_MAPPING_KEYS = {"name", "description", "date_format", "encoding", "delimiter", "sheet", "targets"}
+TARGET_KEYS = {"columns", "distinct"}
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a mapping needs none, and aliases nested in aliases
+    expand exponentially (a few hundred bytes can take gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(
+                f"line {event.start_mark.line + 1}: an alias (*{event.anchor}); mappings do not use anchors or aliases"
+            )
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path) -> object:
+    """A mapping file's YAML, bounded in size and without aliases; MappingError says why not."""
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        size = Path(path).stat().st_size
+        if size > MAPPING_MAX_BYTES:
+            raise MappingError(
+                f"mapping {path}: {size} bytes, more than a mapping file can be ({MAPPING_MAX_BYTES})"
+            )
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise MappingError(f"mapping {path}: cannot read it: {exc}") from exc
+
+
+def _checked_options(path: Path, document: dict) -> dict:
+    """The file-level options, each checked: unknown keys, delimiters and encodings are refused by name."""
+    if unknown := sorted(set(document) - FILE_MAPPING_KEYS):
+        raise MappingError(
+            f"mapping {path}: unknown key(s) {unknown}; known: {', '.join(sorted(FILE_MAPPING_KEYS))}"
+        )
+    delimiter = document.get("delimiter")
+    if delimiter is not None and (
+        not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"'"
+    ):
+        raise MappingError(
+            f"mapping {path}: delimiter {delimiter!r} must be one character (not a quote or line break)"
+        )
+    encoding = document.get("encoding")
+    if encoding is not None and str(encoding).lower() not in DECLARABLE_ENCODINGS:
+        raise MappingError(
+            f"mapping {path}: unknown encoding {encoding!r}; use one of {', '.join(DECLARABLE_ENCODINGS)}"
+        )
+    date_format = document.get("date_format")
+    if date_format is not None:
+        date_pattern(str(date_format))  # says what is wrong with it
+    for key in ("name", "description", "sheet"):
+        if document.get(key) is not None and not isinstance(document[key], str | int):
+            raise MappingError(f"mapping {path}: {key} must be text, not {type(document[key]).__name__}")
+    return document
+
+
+def load_mapping(path: Path) -> Mapping:
+    document = read_yaml(path)
     if not isinstance(document, dict) or not isinstance(document.get("targets"), dict):
         raise MappingError(f"mapping {path}: needs a `targets:` section (raw table -> columns)")
+    _checked_options(path, document)
     default_date_format = document.get("date_format")
     targets = []
     for table_name, spec in document["targets"].items():
@@ -152,8 +216,14 @@ def load_mapping(path: Path) -> Mapping:
         except KeyError as exc:
             raise MappingError(f"mapping {path}: {exc.args[0]}") from exc
         spec = spec or {}
-        columns_spec = spec.get("columns") or {}
         where = f"mapping {path}, table {table.name}"
+        if not isinstance(spec, dict) or set(spec) - TARGET_KEYS:
+            raise MappingError(f"{where}: expected `columns:` (and `distinct:`), got {spec!r}")
+        if not isinstance(spec.get("distinct", False), bool):
+            raise MappingError(f"{where}: distinct must be true or false, not {spec['distinct']!r}")
+        columns_spec = spec.get("columns") or {}
+        if not isinstance(columns_spec, dict):
+            raise MappingError(f"{where}: columns must map contract columns to sources")
         columns = {}
         for column_name, column_spec in columns_spec.items():
             if column_name not in table.column_index:
@@ -167,13 +237,13 @@ def load_mapping(path: Path) -> Mapping:
             )
         if missing := [k for k in table.primary_key if k not in columns]:
             raise MappingError(f"{where}: the key column(s) {missing} must be mapped")
-        targets.append(Target(table=table, columns=columns, distinct=bool(spec.get("distinct", False))))
+        targets.append(Target(table=table, columns=columns, distinct=spec.get("distinct", False)))
     if not targets:
         raise MappingError(f"mapping {path}: no targets")
     return Mapping(
         name=str(document.get("name") or Path(path).stem),
         targets=tuple(targets),
-        encoding=document.get("encoding"),
+        encoding=str(document["encoding"]).lower() if document.get("encoding") else None,
         delimiter=document.get("delimiter"),
         sheet=document.get("sheet"),
         description=str(document.get("description", "")),

@@ -99,6 +99,8 @@ def _detect_encoding(path: Path, sample: bytes, declared: str | None) -> str:
 
 def _split_header(path: Path, head: bytes) -> tuple[bytes, bytes]:
     end = head.find(b"\n")
+    if end < 0 and b"\r" in head:  # old Mac line breaks (CR alone): COPY reads them as such
+        end = head.find(b"\r")
     if end < 0:
         if len(head) >= CHUNK_BYTES:
             raise FileRefused(path, "no line break in the first MiB: this is not a line-oriented CSV file", 1)

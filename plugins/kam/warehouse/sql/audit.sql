@@ -141,3 +141,15 @@ create index if not exists source_deletions_batch_idx on audit.source_deletions 
 
 -- The raw gate checks the values of each batch once: the run whose gate passed them.
 alter table audit.batches add column if not exists raw_gate_run_id text;
+
+-- What the mail server said to each recipient of each message: a recipient it refused
+-- (5xx) did not get the message, whatever the message's own status says.
+create table if not exists audit.alert_recipients (
+    message_key       text        not null references audit.alert_ledger on delete cascade,
+    recipient         text        not null,
+    accepted          boolean     not null,
+    smtp_code         integer,
+    smtp_reply        text,
+    recorded_at       timestamptz not null default now(),
+    primary key (message_key, recipient)
+);

@@ -1,0 +1,183 @@
+"""Hostile input and faults, grouped by kind: mapping files that would hang or mislead the
+loader, files that would leave a batch stuck, links out of landing, and addresses from ERP
+data that would break an email or its ledger. Each was a probe that did not hold."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from kam.alerts.delivery import Smtp, deliver
+from kam.alerts.overdue import overdue_messages
+from kam.ingest.files import Loader
+from kam.ingest.mappings import MappingError, load_mapping
+from kam.local.embedded_server import free_port
+from kam.settings import Recipients
+from tests.conftest import Inbox, rows, run_kam
+from tests.test_alerts import AS_OF, publish_overdue
+from tests.test_loading import INVOICE_HEADER
+
+MAPPING_HEAD = "name: probe\ntargets:\n  billing.payments:\n"
+PAYMENT_COLUMNS = (
+    "    columns:\n      payment_id: id\n      customer_id: c\n      payment_date: d\n      amount: a\n"
+)
+
+
+# -- mapping files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (MAPPING_HEAD + '    distinct: "false"\n' + PAYMENT_COLUMNS, "distinct must be true or false"),
+        (
+            MAPPING_HEAD
+            + PAYMENT_COLUMNS.replace("payment_id: id", "payment_id: {template: 'P-{id!r:>10}'}"),
+            "formats and conversions",
+        ),
+        ("delimiter: ';;'\n" + MAPPING_HEAD + PAYMENT_COLUMNS, "must be one character"),
+        ('delimiter: "\\n"\n' + MAPPING_HEAD + PAYMENT_COLUMNS, "must be one character"),
+        ("encoding: klingon\n" + MAPPING_HEAD + PAYMENT_COLUMNS, "unknown encoding 'klingon'"),
+        ("date_fromat: dd/mm/yyyy\n" + MAPPING_HEAD + PAYMENT_COLUMNS, "unknown key(s) ['date_fromat']"),
+    ],
+    ids=[
+        "distinct-as-text",
+        "template-format-spec",
+        "two-char-delimiter",
+        "newline-delimiter",
+        "encoding",
+        "typo",
+    ],
+)
+def test_a_mapping_option_that_would_be_misread_is_refused_with_the_reason(tmp_path, text, says):
+    path = tmp_path / "probe.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MappingError) as refused:
+        load_mapping(path)
+    assert says in str(refused.value) and str(path) in str(refused.value)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_not_expanded(tmp_path, kam_env):
+    bomb = tmp_path / "bomb.yml"
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    levels += [
+        f"{chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)}" + f",*{chr(97 + n)}" * 8 + "]" for n in range(8)
+    ]
+    bomb.write_text("\n".join(levels) + "\ntargets: *i\n", encoding="utf-8")
+    started = time.monotonic()
+    result = run_kam("load", "--mapping", str(bomb), str(tmp_path), env=kam_env)
+    assert time.monotonic() - started < 30
+    assert result.returncode == 2
+    assert "an alias (*a)" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_huge_mapping_file_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.yml"
+    path.write_text(MAPPING_HEAD + PAYMENT_COLUMNS + "#" * (2 << 20) + "\n", encoding="utf-8")
+    with pytest.raises(MappingError, match="more than a mapping file can be"):
+        load_mapping(path)
+
+
+# -- files that left a batch stuck -----------------------------------------------------------
+
+
+def test_old_mac_line_breaks_load_and_every_batch_ends_loaded_or_failed(tmp_path, warehouse):
+    path = tmp_path / "invoices.csv"
+    lines = [",".join(INVOICE_HEADER)] + [
+        f"I{n},N{n},C1,,2026-01-05,2026-02-04,CNY,10,posted" for n in (1, 2)
+    ]
+    path.write_bytes(("\r".join(lines) + "\r").encode())
+    (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path])
+    assert result.status == "loaded" and result.rows_loaded == 2, result.message
+    assert rows(warehouse, "select invoice_id from raw.invoices order by 1") == [("I1",), ("I2",)]
+    assert rows(warehouse, "select count(*) from audit.batches where status = 'loading'") == [(0,)]
+
+
+# -- links out of landing, hidden folders ----------------------------------------------------
+
+
+def test_a_link_out_of_landing_is_refused_by_name_and_never_read(tmp_path, warehouse):
+    secret = tmp_path / "elsewhere" / "secrets.csv"
+    secret.parent.mkdir()
+    secret.write_text("password=hunter2-do-not-print\n", encoding="utf-8")
+    landing = tmp_path / "landing" / "billing" / "invoices"
+    landing.mkdir(parents=True)
+    os.symlink(secret, landing / "invoices.csv")
+    hidden = tmp_path / "landing" / ".drafts" / "invoices.csv"
+    hidden.parent.mkdir()
+    hidden.write_text(",".join(INVOICE_HEADER) + "\n", encoding="utf-8")
+    said: list[str] = []
+    (result,) = Loader(warehouse, progress=said.append).load_paths([tmp_path / "landing"])
+    assert result.status == "failed" and "refused without reading it" in result.message
+    assert str(landing / "invoices.csv") in result.message
+    everything = "\n".join(said) + result.message
+    assert "hunter2" not in everything
+    assert rows(warehouse, "select count(*) from audit.batches where message like '%%hunter2%%'") == [(0,)]
+    assert any(".drafts" in line and "hidden" in line for line in said)
+
+
+# -- addresses from ERP data ---------------------------------------------------------------------
+
+
+class RefusingInbox(Inbox):
+    """A mail server that refuses one mailbox for good (550), as a real one does."""
+
+    refuse = "gone@example.com"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address.lower() == self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_addresses_are_normalised_and_a_broken_one_never_reaches_a_header(warehouse, smtp_server):
+    inbox, smtp = smtp_server
+    publish_overdue(
+        warehouse,
+        [
+            ("C1", "Upper case", "Ann", "AM03@Example.com", 40, 10),
+            ("C2", "Lower case", "Ann", "am03@example.com", 40, 20),
+            ("C3", "Injected", "Eve", "eve@example.com\r\nBcc: everyone@example.com", 40, 30),
+        ],
+    )
+    recipients = Recipients()
+    with psycopg.connect(warehouse) as conn:
+        messages = overdue_messages(conn, AS_OF, recipients)
+    deliver(warehouse, messages, smtp, recipients.mail_from)
+    by_to = {m["To"]: m for m in inbox.messages}
+    assert set(by_to) == {"am03@example.com", "finance@example.com"}
+    assert "2 overdue invoices" in by_to["am03@example.com"]["Subject"]
+    finance = by_to["finance@example.com"]
+    assert finance["Cc"] == "data.engineering@example.com" and finance["Bcc"] is None
+    assert "addresses to fix" in finance.get_body(("plain",)).get_content()
+    assert all("everyone@example.com" not in (m["To"] or "") + (m["Cc"] or "") for m in inbox.messages)
+
+
+def test_a_recipient_the_server_refuses_is_recorded_as_refused_not_sent(warehouse):
+    inbox = RefusingInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        publish_overdue(
+            warehouse,
+            [("C1", "Gone", "Gone", "gone@example.com", 70, 10)],  # escalated: the finance manager is copied
+        )
+        recipients = Recipients()
+        with psycopg.connect(warehouse) as conn:
+            messages = overdue_messages(conn, AS_OF, recipients)
+        report = deliver(warehouse, messages, Smtp("127.0.0.1", controller.port), recipients.mail_from)
+    finally:
+        controller.stop()
+    assert report.failed == [] and len(report.refused) == 1 and "gone@example.com (550" in report.refused[0]
+    assert rows(
+        warehouse, "select recipient, accepted, smtp_code from audit.alert_recipients order by recipient"
+    ) == [("finance.manager@example.com", True, 250), ("gone@example.com", False, 550)]
+    assert rows(warehouse, "select last_error from audit.alert_ledger") == [("refused: gone@example.com",)]
+    assert [m["To"] for m in inbox.messages] == [
+        "gone@example.com"
+    ]  # headers as written; delivered to the Cc only
