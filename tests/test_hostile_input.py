@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import date
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -181,3 +183,85 @@ def test_a_recipient_the_server_refuses_is_recorded_as_refused_not_sent(warehous
     assert [m["To"] for m in inbox.messages] == [
         "gone@example.com"
     ]  # headers as written; delivered to the Cc only
+
+
+# -- values that would change without a word ---------------------------------------------------
+
+INVOICE_ROW = {
+    "invoice_id": "I1",
+    "invoice_number": "N1",
+    "customer_id": "C1",
+    "order_id": "",
+    "invoice_date": "2026-10-05",
+    "due_date": "2026-11-04",
+    "currency": "CNY",
+    "amount": "10.00",
+    "status": "posted",
+}
+
+
+def _load_one_invoice(tmp_path, warehouse, **changes) -> tuple:
+    """A file with one clean invoice and one with `changes`: the clean row always loads."""
+    path = tmp_path / "invoices.csv"
+    bad = {**INVOICE_ROW, "invoice_id": "I2", **changes}
+    lines = [",".join(INVOICE_HEADER)] + [
+        ",".join(f'"{row[c]}"' if "," in row[c] else row[c] for c in INVOICE_HEADER)
+        for row in (INVOICE_ROW, bad)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path])
+    return result, rows(warehouse, "select column_name, value, reason from audit.quarantine")
+
+
+@pytest.mark.parametrize(
+    "amount", ["0x1F", "1_000", "1e3", "10.005", " +7 ", "NaN", "Infinity", "-inf", "1,5"]
+)
+def test_a_number_that_is_not_plain_decimal_or_would_round_is_quarantined(tmp_path, warehouse, amount):
+    result, quarantined = _load_one_invoice(tmp_path, warehouse, amount=amount)
+    assert (result.status, result.rows_loaded, result.rows_quarantined) == ("loaded", 1, 1)
+    ((column, value, reason),) = quarantined
+    assert column == "amount" and value == amount
+    assert "plain decimal" in reason or "would be rounded" in reason
+    assert rows(warehouse, "select invoice_id, amount from raw.invoices") == [("I1", Decimal("10.00"))]
+
+
+@pytest.mark.parametrize(
+    "day",
+    ["today", "yesterday", "Oct 31 2026", "2026.10.31", "20261031", "2026-10-31 not a date", "2026-10-31 BC"],
+)
+def test_a_date_not_in_iso_form_whole_is_quarantined(tmp_path, warehouse, day):
+    result, quarantined = _load_one_invoice(tmp_path, warehouse, invoice_date=day)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    ((column, value, reason),) = quarantined
+    assert column == "invoice_date" and value == day and "not a date" in reason
+
+
+def test_plain_numbers_and_iso_timestamps_still_load(tmp_path, warehouse):
+    result, quarantined = _load_one_invoice(
+        tmp_path, warehouse, amount="+12.5", invoice_date="2026-10-05 13:45:00"
+    )
+    assert (result.rows_loaded, quarantined) == (2, [])
+    assert rows(warehouse, "select amount, invoice_date from raw.invoices where invoice_id = 'I2'") == [
+        (Decimal("12.50"), date(2026, 10, 5))
+    ]
+
+
+def test_latin1_that_also_reads_as_gb18030_is_refused_until_the_encoding_is_said(
+    tmp_path, warehouse, kam_env
+):
+    path = tmp_path / "customers.csv"
+    header = (
+        "customer_id,customer_name,customer_type,parent_customer_id,region,territory,channel,account_manager,"
+    )
+    header += "account_manager_email,payment_terms_days,influence_rating,created_date,is_active\n"
+    path.write_bytes(
+        (header + "C1,Müller GmbH,direct,,EU,DE,direct,Ann,ann@example.com,30,3,2020-01-01,true\n").encode(
+            "latin-1"
+        )
+    )
+    result = run_kam("load", str(path), env=kam_env)
+    assert result.returncode == 1 and "not clearly GB18030" in result.stdout and "Müller" in result.stdout
+    assert rows(kam_env["KAM_WAREHOUSE_URL"], "select count(*) from raw.customers") == [(0,)]
+    result = run_kam("load", "--encoding", "latin-1", str(path), env=kam_env)
+    assert result.returncode == 0, result.stdout
+    assert rows(warehouse, "select customer_name from raw.customers") == [("Müller GmbH",)]

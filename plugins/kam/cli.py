@@ -114,7 +114,7 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from kam.contract import get_table
     from kam.ingest.files import Loader
-    from kam.ingest.mappings import MappingError, find_mapping, load_mapping
+    from kam.ingest.mappings import DECLARABLE_ENCODINGS, MappingError, find_mapping, load_mapping
     from kam.warehouse.server import ready_warehouse
 
     try:
@@ -127,8 +127,14 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     if missing:
         _say("error: " + "; ".join(f"{p} does not exist" for p in missing) + "; nothing was loaded")
         return 2
+    if args.encoding and args.encoding.lower() not in DECLARABLE_ENCODINGS:
+        _say(f"error: unknown encoding {args.encoding!r}; use one of {', '.join(DECLARABLE_ENCODINGS)}")
+        return 2
     results = Loader(ready_warehouse(settings), progress=_say).load_paths(
-        [Path(p) for p in args.paths], mapping=mapping, table=table
+        [Path(p) for p in args.paths],
+        mapping=mapping,
+        table=table,
+        encoding=(args.encoding or "").lower() or None,
     )
     landed = sum(r.rows_landed for r in results)
     loaded = sum(r.rows_loaded for r in results)
@@ -286,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--mapping", help="mapping YAML for files not in the contract layout")
     p.add_argument("--table", help="raw table for contract-layout files whose name does not say it")
+    p.add_argument("--encoding", help="the files' text encoding when it is not UTF-8: gb18030, latin-1, ...")
     p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("extract", help="pull a database source into raw (what kam_daily's extract task does)")

@@ -95,7 +95,6 @@ def normalised_address(address: str | None) -> str | None:
     return candidate if EMAIL_PATTERN.fullmatch(candidate) else None
 
 
-
 def money(amount: Decimal | float | None) -> str:
     return f"{Decimal(amount or 0):,.2f}"
 

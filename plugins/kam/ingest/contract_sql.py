@@ -12,17 +12,22 @@ from kam.contract import Column, Table
 from kam.ingest.mappings import ISO_DATE_FORMAT, ColumnSource, Target, date_pattern
 
 QUARANTINED_VALUE_CHARS = 200
+PLAIN_DECIMAL = r"^[+-]?[0-9]+(\.[0-9]+)?$"
 
 
 def landing_column(position: int) -> sql.Identifier:
     return sql.Identifier(f"c{position}")
 
 
-def _source_text(source: ColumnSource, positions: dict[str, int]) -> sql.Composable:
-    """The column's value as text, NULL when empty."""
+def _source_text(source: ColumnSource, positions: dict[str, int], trim: bool = True) -> sql.Composable:
+    """The column's value as text, NULL when blank; trimmed unless `trim` is off (a number
+    or a date must be written as it is, whole)."""
 
     def file_value(name: str) -> sql.Composable:
-        return sql.SQL("nullif(btrim(l.{}), '')").format(landing_column(positions[name]))
+        cell = landing_column(positions[name])
+        if trim:
+            return sql.SQL("nullif(btrim(l.{}), '')").format(cell)
+        return sql.SQL("case when btrim(l.{c}) <> '' then l.{c} end").format(c=cell)
 
     if source.column is not None:
         return file_value(source.column)
@@ -50,7 +55,9 @@ class ColumnSql:
 
 
 def column_sql(column: Column, source: ColumnSource | None, positions: dict[str, int]) -> ColumnSql:
-    text = _source_text(source, positions) if source else sql.SQL("null::text")
+    text = (
+        _source_text(source, positions, trim=column.data_type == "text") if source else sql.SQL("null::text")
+    )
     if column.data_type != "date":
         return ColumnSql(column, text, text, None)
     date_format = (source.date_format if source else None) or ISO_DATE_FORMAT
@@ -111,6 +118,25 @@ def column_checks(
                 f"impossible date (outside {low} .. {high})",
             )
         )
+    if col.data_type == "integer" or col.data_type.startswith("numeric"):
+        scale = int(col.data_type.split(",")[1].rstrip(")")) if "," in col.data_type else 0
+        checks.append(
+            _Problem(
+                col,
+                sql.SQL("{} !~ {}").format(s, sql.Literal(PLAIN_DECIMAL)),
+                s,
+                "not a plain decimal number (digits with an optional sign and one decimal point;"
+                " no spaces, exponents, hex, underscores, NaN or Infinity)",
+            )
+        )
+        checks.append(
+            _Problem(
+                col,
+                sql.SQL("{} ~ {}").format(s, sql.Literal(f"\\.[0-9]{{{scale}}}[0-9]*[1-9]")),
+                s,
+                f"more decimals than {col.data_type} keeps ({scale}): it would be rounded",
+            )
+        )
     if col.data_type != "text":
         checks.append(
             _Problem(
@@ -142,19 +168,15 @@ def column_checks(
     return checks
 
 
-def target_statement(
-    target: Target, header: list[str], batch_id: int, file_name: str, header_line: int
-) -> sql.Composed:
-    """One statement: validate, quarantine and upsert the landing rows for one raw table.
-    Returns one row: produced, loaded, merged, quarantined."""
+def _checked_rows(target: Target, header: list[str]) -> tuple[sql.Composed, dict]:
+    """The CTEs every load statement starts with: the landing rows staged (text as it came,
+    text ready to cast), typed, and checked against the contract (`problems`)."""
     table = target.table
     positions = {name: i + 1 for i, name in enumerate(header)}
     cols = [column_sql(col, target.columns.get(col.name), positions) for col in table.columns]
     src = [sql.Identifier(f"s_{c.column.name}") for c in cols]
     val = [sql.Identifier(f"v_{c.column.name}") for c in cols]
     typed = [sql.Identifier(c.column.name) for c in cols]
-    key = [sql.Identifier(k) for k in table.primary_key]
-
     staged = sql.SQL(", ").join(
         sql.SQL("{} as {}, {} as {}").format(c.source, s, c.value, v)
         for c, s, v in zip(cols, src, val, strict=True)
@@ -173,7 +195,52 @@ def target_statement(
     for c, s, v, t in zip(cols, src, val, typed, strict=True):
         required = c.column.not_null or c.column.name in table.primary_key
         checks += [problem.as_jsonb() for problem in column_checks(c, s, v, t, table, required)]
-    typed_list = sql.SQL(", ").join(typed)
+    ctes = sql.SQL("""
+with staged as materialized (
+    select l._record, {staged} from pg_temp.landing l
+), typed as materialized (
+    select _record, {casts}, {src_list}, {val_list} from staged
+), checked as materialized (
+    select *, array_remove(array[{checks}]::jsonb[], null) as problems from typed
+)""").format(
+        staged=staged,
+        casts=casts,
+        src_list=sql.SQL(", ").join(src),
+        val_list=sql.SQL(", ").join(val),
+        checks=sql.SQL(", ").join(checks),
+    )
+    return ctes, {
+        "typed": typed,
+        "typed_list": sql.SQL(", ").join(typed),
+        "raw": sql.Identifier("raw", table.name),
+    }
+
+
+def clean_insert_statement(target: Target, header: list[str], batch_id: int) -> sql.Composed:
+    """The fast way in for a clean file: insert the landing rows that break no rule, all of
+    them when the file is clean. Returns one row: inserted, landed. Fewer inserted than
+    landed, or a key that is already there (an IntegrityError), means the file needs the
+    full statement (target_statement) and its quarantine."""
+    ctes, names = _checked_rows(target, header)
+    return sql.SQL("""{ctes}, inserted as (
+    insert into {raw} ({typed_list}, _batch_id)
+    select {typed_list}, {batch} from checked where cardinality(problems) = 0
+    returning 1
+)
+select (select count(*) from inserted), (select count(*) from checked)""").format(
+        ctes=ctes, raw=names["raw"], typed_list=names["typed_list"], batch=sql.Literal(batch_id)
+    )
+
+
+def target_statement(
+    target: Target, header: list[str], batch_id: int, file_name: str, header_line: int
+) -> sql.Composed:
+    """One statement: validate, quarantine and upsert the landing rows for one raw table.
+    Returns one row: produced, loaded, merged, quarantined."""
+    table = target.table
+    ctes, names = _checked_rows(target, header)
+    typed, typed_list = names["typed"], names["typed_list"]
+    key = [sql.Identifier(k) for k in table.primary_key]
     row_hash = sql.SQL("md5(row({})::text)").format(typed_list) if target.distinct else sql.SQL("''::text")
     key_text = sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(k) for k in key)
     header_keys = sql.Literal(header)
@@ -190,14 +257,7 @@ def target_statement(
         if assignments.as_string()
         else sql.SQL("do update set _batch_id = excluded._batch_id, _loaded_at = now()")
     )
-    return sql.SQL("""
-with staged as materialized (
-    select l._record, {staged} from pg_temp.landing l
-), typed as materialized (
-    select _record, {casts}, {src_list}, {val_list} from staged
-), checked as materialized (
-    select *, array_remove(array[{checks}]::jsonb[], null) as problems from typed
-), ranked as (
+    return sql.SQL("""{ctes}, ranked as (
     select *,
         row_number() over w as key_rank,
         first_value(_record) over w as first_record,
@@ -233,11 +293,7 @@ with staged as materialized (
 select (select count(*) from verdict), (select count(*) from loaded),
        (select count(*) from verdict where is_merged), (select count(*) from quarantined)
 """).format(
-        staged=staged,
-        casts=casts,
-        src_list=sql.SQL(", ").join(src),
-        val_list=sql.SQL(", ").join(val),
-        checks=sql.SQL(", ").join(checks),
+        ctes=ctes,
         row_hash=row_hash,
         key=sql.SQL(", ").join(key),
         distinct=sql.Literal(target.distinct),
@@ -249,7 +305,7 @@ select (select count(*) from verdict), (select count(*) from loaded),
         table_name=sql.Literal(table.name),
         header_keys=header_keys,
         header_values=header_values,
-        raw=sql.Identifier("raw", table.name),
+        raw=names["raw"],
         typed_list=typed_list,
         on_conflict=on_conflict,
     )

@@ -1,5 +1,5 @@
 """COPY: a file's bytes streamed into a temporary landing table (memory does not grow with
-the file), or, for a clean contract-layout file, straight into its raw table."""
+the file); a clean contract-layout file then goes into its raw table in one insert."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from kam.contract import Table
-from kam.ingest.contract_sql import ColumnSql, column_checks, landing_column
-from kam.ingest.mappings import Mapping
+from kam.ingest.contract_sql import clean_insert_statement, landing_column
+from kam.ingest.mappings import Mapping, Target
 from kam.ingest.readers import FileRefused, TabularStream
-from kam.warehouse.bootstrap import BATCH_ID_DEFAULT, BATCH_SETTING
 
 PROGRESS_EVERY_BYTES = 64 << 20
 
@@ -25,15 +23,13 @@ def _copy(
     columns: list[sql.Identifier],
     stream: TabularStream,
     progress: Callable[[str], None],
-    freeze: bool = False,
 ) -> int:
     """COPY the stream's CSV bytes into `into`; returns the rows copied."""
-    copy_sql = sql.SQL("copy {} ({}) from stdin (format csv, delimiter {}, encoding {}, freeze {})").format(
+    copy_sql = sql.SQL("copy {} ({}) from stdin (format csv, delimiter {}, encoding {})").format(
         into,
         sql.SQL(", ").join(columns),
         sql.Literal(stream.delimiter),
         sql.Literal(stream.pg_encoding),
-        sql.Literal(freeze),
     )
     sent = next_report = 0
     with conn.cursor() as cursor:
@@ -61,21 +57,15 @@ def copy_into_landing(
 
 
 class _NotClean(Exception):
-    """The fast path found a row the contract refuses; the landing path takes over."""
+    """The fast way in found a row the contract refuses: the full statement takes over."""
 
 
 @contextlib.contextmanager
-def _first_load(conn: psycopg.Connection, table: sql.Identifier, batch_id: int) -> Iterator[None]:
-    """For a bulk load into an empty table, which the load's transaction holds alone.
-    - It is truncated first, so COPY FREEZE writes its rows final (no later pass sets their
-      hint bits) and, on a server with wal_level minimal, skips the WAL.
-    - Its keys and indexes are dropped before and built after: one sort or scan each
-      instead of an index insert per row (about 40 % of a first load; even the BRIN on
-      `_batch_id` costs COPY a quarter more than building it after).
-    - `_batch_id` defaults to the batch itself rather than the per-row setting lookup (15 %
-      of COPY); the lookup is back before anyone else sees the table.
-    - It is analyzed for the build that reads it next.
-    A repeated key fails the rebuild; the caller's transaction then puts everything back."""
+def _first_load(conn: psycopg.Connection, table: sql.Identifier) -> Iterator[None]:
+    """For a bulk load into an empty table, which the load's transaction holds alone: its
+    keys and indexes are dropped before and built after (one sort or scan each instead of an
+    index insert per row), and it is analyzed for the build that reads it next. A repeated
+    key fails the rebuild; the caller's savepoint then puts everything back."""
     name = table.as_string(conn)
     constraints = conn.execute(
         "select conname, pg_get_constraintdef(oid) from pg_constraint"
@@ -91,14 +81,7 @@ def _first_load(conn: psycopg.Connection, table: sql.Identifier, batch_id: int) 
         conn.execute(sql.SQL("alter table {} drop constraint {}").format(table, sql.Identifier(constraint)))
     for index, _ in indexes:
         conn.execute(sql.SQL("drop index {}").format(sql.SQL(index)))
-    conn.execute(sql.SQL("truncate {}").format(table))
-    conn.execute(
-        sql.SQL("alter table {} alter column _batch_id set default {}").format(table, sql.Literal(batch_id))
-    )
     yield
-    conn.execute(
-        sql.SQL("alter table {} alter column _batch_id set default {}").format(table, BATCH_ID_DEFAULT)
-    )
     for constraint, definition in constraints:
         conn.execute(
             sql.SQL("alter table {} add constraint {} {}").format(
@@ -110,55 +93,26 @@ def _first_load(conn: psycopg.Connection, table: sql.Identifier, batch_id: int) 
     conn.execute(sql.SQL("analyze {}").format(table))
 
 
-def copy_straight_into_raw(
-    conn: psycopg.Connection,
-    stream: TabularStream,
-    table: Table,
-    batch_id: int,
-    progress: Callable[[str], None],
-) -> int | None:
-    """Most files are clean. A contract-layout file is COPied straight into its raw table
-    (one pass, as fast as COPY gets), then the contract's rules are checked on the typed rows
-    of this batch. Anything off (a value that does not parse, a key already loaded or
-    repeated, an untrimmed or empty text, a rule broken) undoes it and returns None: the
-    landing path then loads the file with quarantine. Returns the rows loaded."""
-    header = stream.header
-    required = {c.name for c in table.columns if c.not_null} | set(table.primary_key)
-    if len(set(header)) != len(header) or set(header) - set(table.column_names) or required - set(header):
-        return None
-    problems = []
-    for column in table.columns:
-        name = sql.Identifier(column.name)
-        typed = ColumnSql(column, name, name, None)
-        problems += [
-            p.condition for p in column_checks(typed, name, name, name, table, column.name in required)
-        ]
-        if column.data_type == "text":
-            # btrim's spaces, without building a trimmed copy of every value
-            problems.append(sql.SQL("{c} = '' or {c} like ' %' or {c} like '% '").format(c=name))
-    raw = sql.Identifier("raw", table.name)
+def insert_clean(conn: psycopg.Connection, target: Target, header: list[str], batch_id: int) -> int | None:
+    """Most files are clean. The landed rows of a contract-layout file go into their raw
+    table in one insert when every row passes every rule of the contract (the same checks as
+    the full statement, on the text as it came), and no key repeats or is already loaded;
+    else nothing of it stays and None says the full statement must load it with quarantine.
+    Returns the rows loaded."""
+    raw = sql.Identifier("raw", target.table.name)
     try:
         with conn.transaction():
-            conn.execute("select set_config(%s, %s, true)", (BATCH_SETTING, str(batch_id)))
-            conn.execute("set local datestyle = 'ISO, YMD'")
             # Other writers of this table wait (readers do not), so it cannot fill between
-            # this emptiness check and a first load's truncate.
+            # this emptiness check and a first load's index rebuild.
             conn.execute(sql.SQL("lock table {} in share row exclusive mode").format(raw))
             empty = conn.execute(sql.SQL("select not exists (select from {})").format(raw)).fetchone()[0]
-            with _first_load(conn, raw, batch_id) if empty else contextlib.nullcontext():
-                copied = _copy(conn, raw, [sql.Identifier(c) for c in header], stream, progress, freeze=empty)
-                broken = conn.execute(
-                    sql.SQL("select count(*) from {} where _batch_id = {} and ({})").format(
-                        raw,
-                        sql.Literal(batch_id),
-                        sql.SQL(" or ").join(sql.SQL("coalesce({}, false)").format(p) for p in problems),
-                    )
-                ).fetchone()[0]
-                if broken:
+            with _first_load(conn, raw) if empty else contextlib.nullcontext():
+                inserted, landed = conn.execute(clean_insert_statement(target, header, batch_id)).fetchone()
+                if inserted != landed:
                     raise _NotClean
-    except (_NotClean, psycopg.errors.DataError, psycopg.errors.IntegrityError):
+    except (_NotClean, psycopg.errors.IntegrityError):
         return None
-    return copied
+    return inserted
 
 
 def check_header(stream, mapping: Mapping) -> str:

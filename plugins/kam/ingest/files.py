@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
@@ -35,7 +35,7 @@ from kam.ingest.batches import (
     lock_batch_key,
     unlock_batch_key,
 )
-from kam.ingest.copy import check_header, copy_error, copy_into_landing, copy_straight_into_raw
+from kam.ingest.copy import check_header, copy_error, copy_into_landing, insert_clean
 from kam.ingest.mappings import Mapping, contract_layout
 from kam.ingest.readers import FileRefused, open_tabular
 from kam.warehouse.connect import connect
@@ -138,8 +138,14 @@ class Loader:
         self.progress = progress
 
     def load_paths(
-        self, paths: Iterable[Path], mapping: Mapping | None = None, table: Table | None = None
+        self,
+        paths: Iterable[Path],
+        mapping: Mapping | None = None,
+        table: Table | None = None,
+        encoding: str | None = None,
     ) -> list[BatchResult]:
+        """Load files or folders: contract-layout files by their table (folder or name, or
+        `table`), others through `mapping`; `encoding` declares the files' text encoding."""
         try:
             files, refused, ignored = scan_paths(paths)
         except FileRefused as exc:
@@ -168,8 +174,9 @@ class Loader:
         planned: list[_PlannedFile] = []
         for number, path in enumerate(files, start=1):
             try:
+                chosen = mapping or contract_layout(table or infer_table(path))
                 planned.append(
-                    _PlannedFile(number, path, mapping or contract_layout(table or infer_table(path)))
+                    _PlannedFile(number, path, replace(chosen, encoding=encoding) if encoding else chosen)
                 )
             except FileRefused as exc:
                 results[number] = BatchResult(
@@ -249,32 +256,24 @@ class Loader:
             )
             notes = f"replaces batch {previous_batch}"
         table = mapping.targets[0].table
-        if mapping.is_contract_layout:
-            with open(path, "rb") as handle:
-                stream = open_tabular(
-                    path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
-                )
-                mapping = mapping.for_header(stream.header)
-                notes = "; ".join(filter(None, [check_header(stream, mapping), notes]))
-                copied = copy_straight_into_raw(conn, stream, table, batch_id, self.progress)
-            if copied is not None:
-                result.tables[table.name] = TableCounts(copied, copied, 0, 0)
-                conn.execute(
-                    "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
-                    (batch_id, table.name, copied, copied, 0, 0),
-                )
-                finish_loaded(conn, batch_id, copied, result, notes)
-                return
         with open(path, "rb") as handle:
             stream = open_tabular(
                 path, handle, mapping.encoding, mapping.delimiter, mapping.sheet, table.name
             )
             mapping = mapping.for_header(stream.header)
-            header_notes = check_header(stream, mapping)
+            notes = "; ".join(filter(None, [check_header(stream, mapping), notes]))
             try:
                 landed = copy_into_landing(conn, stream, self.progress)
             except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
                 raise copy_error(path, exc, stream.header_line) from exc
-        if not mapping.is_contract_layout:
-            notes = "; ".join(filter(None, [header_notes, notes]))
+        if mapping.is_contract_layout:
+            loaded = insert_clean(conn, mapping.targets[0], stream.header, batch_id)
+            if loaded is not None:
+                result.tables[table.name] = TableCounts(loaded, loaded, 0, 0)
+                conn.execute(
+                    "insert into audit.batch_tables values (%s, %s, %s, %s, %s, %s)",
+                    (batch_id, table.name, loaded, loaded, 0, 0),
+                )
+                finish_loaded(conn, batch_id, loaded, result, notes)
+                return
         load_landing(conn, mapping, stream, batch_id, landed, result, notes)

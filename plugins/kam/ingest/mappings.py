@@ -82,6 +82,9 @@ class Mapping:
         return [t.table.name for t in self.targets]
 
 
+ISO_TIME_OF_DAY = r"([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+
+
 def date_pattern(date_format: str) -> tuple[str, str]:
     """A regex and a replacement that turn a date in `date_format` into ISO yyyy-mm-dd.
 
@@ -92,7 +95,8 @@ def date_pattern(date_format: str) -> tuple[str, str]:
         raise MappingError(f"date format {date_format!r} must contain yyyy, mm and dd once each")
     regex = "".join(DATE_TOKENS.get(t, re.escape(t)) for t in tokens)
     groups = {token: i + 1 for i, token in enumerate(order)}
-    suffix = r"([ T].*)?" if date_format.lower() == ISO_DATE_FORMAT else ""
+    # an ISO date may carry its time of day (a timestamp's date is the day); nothing else may follow
+    suffix = ISO_TIME_OF_DAY if date_format.lower() == ISO_DATE_FORMAT else ""
     return f"^{regex}{suffix}$", f"\\{groups['yyyy']}-\\{groups['mm']}-\\{groups['dd']}"
 
 

@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 CHUNK_BYTES = 1 << 20
@@ -77,6 +78,34 @@ def _refuse_mixed_encodings(path: Path, sample: bytes) -> None:
             ) from exc
 
 
+def _refuse_if_it_may_be_latin1(path: Path, sample: bytes) -> None:
+    """Any bytes are Latin-1, and many Latin-1 words are valid GB18030 too (Müller reads as
+    M黮ler). Chinese text keeps to GB2312's rows (both bytes 0xA1-0xFE); a pair outside
+    them is a rare character or, far more often, Latin-1: then the encoding must be said."""
+    position = 0
+    while position < len(sample) - 1:
+        lead = sample[position]
+        if lead < 0x80:
+            position += 1
+            continue
+        trail = sample[position + 1]
+        if 0x30 <= trail <= 0x39:  # a four-byte GB18030 sequence
+            position += 4
+            continue
+        if lead < 0xA1 or trail < 0xA1:
+            separators = b" ,;\t|\r\n\""
+            start = max(sample.rfind(bytes([c]), 0, position) for c in separators) + 1
+            ends = [i for i in (sample.find(bytes([c]), position) for c in separators) if i >= 0]
+            word = sample[start : min(ends, default=len(sample))]
+            raise FileRefused(
+                path,
+                f"the text is not UTF-8, and it is not clearly GB18030: {word.decode('gb18030', 'replace')!r} "
+                f"as GB18030 is {word.decode('latin-1')!r} as Latin-1. Say which: `encoding:` in a mapping, "
+                "or kam load --encoding latin-1 (or gb18030)",
+            )
+        position += 2
+
+
 def _detect_encoding(path: Path, sample: bytes, declared: str | None) -> str:
     if not declared:
         _refuse_mixed_encodings(path, sample)
@@ -90,6 +119,8 @@ def _detect_encoding(path: Path, sample: bytes, declared: str | None) -> str:
         pg_name = PG_ENCODINGS.get(name.lower())
         if pg_name is None:
             raise FileRefused(path, f"encoding {name!r} is not supported; use one of {sorted(PG_ENCODINGS)}")
+        if not declared and name == "gb18030":
+            _refuse_if_it_may_be_latin1(path, sample)
         return pg_name
     tried = " or ".join(candidates)
     raise FileRefused(
@@ -146,6 +177,10 @@ def cell_text(value: object) -> str | None:
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, float):  # plain notation: the shortest decimal that is this float
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, Decimal):  # a database's numeric, in plain notation (never 0E-9)
+        return format(value, "f")
     return str(value)
 
 
