@@ -12,7 +12,7 @@ from kam.settings import PROJECT_DIR
 PACKAGE = PROJECT_DIR / "plugins" / "kam"
 # Lowest first, in the order the data flows; a module may import its own layer and lower ones.
 LAYERS = (
-    ("kam.constants", "kam.settings", "kam.contract"),
+    ("kam.constants", "kam.settings", "kam.contract", "kam.processes"),
     ("kam.local.embedded_server", "kam.warehouse"),
     ("kam.transform", "kam.ingest", "kam.quality", "kam.alerts", "kam.local.mail_catcher"),
     ("kam.pipeline", "kam.report", "kam.local.runner"),

@@ -5,9 +5,13 @@ data that would break an email or its ledger. Each was a probe that did not hold
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,8 +22,10 @@ from kam.alerts.overdue import overdue_messages
 from kam.ingest.files import Loader
 from kam.ingest.mappings import MappingError, load_mapping
 from kam.local.embedded_server import free_port
-from kam.settings import Recipients
-from tests.conftest import Inbox, rows, run_kam
+from kam.settings import BiLimits, Recipients
+from kam.warehouse.publish import publish
+from kam.warehouse.roles import bi_url, ensure_bi_role
+from tests.conftest import Inbox, make_settings, rows, run_kam
 from tests.test_alerts import AS_OF, publish_overdue
 from tests.test_loading import INVOICE_HEADER
 
@@ -265,3 +271,85 @@ def test_latin1_that_also_reads_as_gb18030_is_refused_until_the_encoding_is_said
     result = run_kam("load", "--encoding", "latin-1", str(path), env=kam_env)
     assert result.returncode == 0, result.stdout
     assert rows(warehouse, "select customer_name from raw.customers") == [("Müller GmbH",)]
+
+
+# -- the BI role and publish -------------------------------------------------------------------
+
+
+def _publish_copy_of_marts(url: str, day: date, run: str) -> None:
+    """Publish a copy of the current marts again, as a day's run does."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("drop schema if exists marts_build cascade")
+        conn.execute("create schema marts_build")
+        conn.execute("create table marts_build.ar_aging as select * from marts.ar_aging")
+    publish(url, "marts_build", day, run)
+
+
+def test_a_bi_session_cannot_hold_the_marts_or_the_publish_for_ever(tmp_path, warehouse):
+    settings = replace(
+        make_settings(tmp_path, warehouse),
+        bi_limits=BiLimits(statement_timeout="5min", idle_in_transaction_timeout="2s", connection_limit=5),
+    )
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute("create schema marts_build")
+        conn.execute(
+            "create table marts_build.ar_aging as select 'C1'::text as customer_id, 10.0 as open_amount"
+        )
+    ensure_bi_role(warehouse, settings)
+    publish(warehouse, "marts_build", AS_OF, "first")
+    reader = psycopg.connect(bi_url(warehouse, settings))
+    assert reader.execute("show idle_in_transaction_session_timeout").fetchone() == ("2s",)
+    assert reader.execute("show statement_timeout").fetchone() == ("5min",)
+    reader.execute(
+        "select count(*) from marts.ar_aging"
+    ).fetchone()  # ...and the session stays in its transaction
+    _publish_copy_of_marts(warehouse, AS_OF, "second")  # its marts are now marts_previous
+    started = time.monotonic()
+    _publish_copy_of_marts(warehouse, AS_OF, "third")  # drops marts_previous: the idle reader is ended
+    assert time.monotonic() - started < 25
+    with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+        reader.execute("select 1")
+    reader.close()
+
+    with psycopg.connect(bi_url(warehouse, settings), autocommit=True) as bi:
+        for statement in ("create temp table mine (a int)", "select * from marts_previous.ar_aging"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                bi.execute(statement)
+        assert bi.execute("select rolconnlimit from pg_roles where rolname = current_user").fetchone() == (5,)
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def test_a_killed_kam_takes_its_children_with_it(kam_env):
+    ui = subprocess.Popen(
+        [str(Path(sys.executable).parent / "kam"), "ui", "--port", str(free_port())],
+        env=kam_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert next(line for line in ui.stdout if "Airflow UI" in line)
+        deadline = time.monotonic() + 60
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            children = [int(p) for p in Path(f"/proc/{ui.pid}/task/{ui.pid}/children").read_text().split()]
+            time.sleep(0.2)
+        assert children, "kam ui started no server"
+        ui.kill()  # SIGKILL: kam cannot clean up
+        ui.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while any(Path(f"/proc/{c}").exists() and _state(c) != "Z" for c in children):
+            assert time.monotonic() < deadline, f"children of the killed kam still run: {children}"
+            time.sleep(0.5)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -54,6 +54,26 @@ def _database_sources(text: str) -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True)
+class BiLimits:
+    """What one BI session may take: KAM_BI_STATEMENT_TIMEOUT, KAM_BI_IDLE_IN_TRANSACTION_TIMEOUT
+    (PostgreSQL durations) and KAM_BI_CONNECTION_LIMIT."""
+
+    statement_timeout: str = "5min"
+    idle_in_transaction_timeout: str = "1min"
+    connection_limit: int = 20
+
+    @classmethod
+    def from_environment(cls) -> BiLimits:
+        return cls(
+            statement_timeout=os.environ.get("KAM_BI_STATEMENT_TIMEOUT", cls.statement_timeout),
+            idle_in_transaction_timeout=os.environ.get(
+                "KAM_BI_IDLE_IN_TRANSACTION_TIMEOUT", cls.idle_in_transaction_timeout
+            ),
+            connection_limit=int(os.environ.get("KAM_BI_CONNECTION_LIMIT", cls.connection_limit)),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     project_dir: Path
@@ -62,6 +82,7 @@ class Settings:
     recipients: Recipients = Recipients()
     database_sources: tuple[tuple[str, str], ...] = ()  # (database mapping, Airflow connection id)
     timezone: str = "UTC"  # where "today" is: an as-of date after it has not closed yet
+    bi_limits: BiLimits = BiLimits()
 
     def today(self) -> date:
         return datetime.now(ZoneInfo(self.timezone)).date()
@@ -123,4 +144,5 @@ def load_settings() -> Settings:
         recipients=Recipients.from_environment(),
         database_sources=_database_sources(os.environ.get("KAM_DATABASE_SOURCES", "")),
         timezone=os.environ.get("KAM_TIMEZONE") or "UTC",
+        bi_limits=BiLimits.from_environment(),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from kam.constants import MARTS_BUILD_SCHEMA
+from kam.processes import die_with_parent
 from kam.settings import Settings
 
 AS_OF_DATE_VARIABLE = "KAM_AS_OF_DATE"  # read by the as_of_date() macro
@@ -105,6 +106,7 @@ def run_dbt(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - a signal setting, no locks taken
     ) as process:
         for line in process.stdout:
             progress(line.rstrip())

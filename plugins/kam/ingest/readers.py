@@ -93,7 +93,7 @@ def _refuse_if_it_may_be_latin1(path: Path, sample: bytes) -> None:
             position += 4
             continue
         if lead < 0xA1 or trail < 0xA1:
-            separators = b" ,;\t|\r\n\""
+            separators = b' ,;\t|\r\n"'
             start = max(sample.rfind(bytes([c]), 0, position) for c in separators) + 1
             ends = [i for i in (sample.find(bytes([c]), position) for c in separators) if i >= 0]
             word = sample[start : min(ends, default=len(sample))]

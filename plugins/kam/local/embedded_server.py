@@ -170,7 +170,24 @@ class EmbeddedServer:
     def is_running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
             return False
+        if self._postmaster_is_dead():
+            return False
         return self._run([_pg_bin("pg_ctl"), "status", "-D", str(self.pgdata)]).returncode == 0
+
+    def _postmaster_is_dead(self) -> bool:
+        """A killed server whose process nobody has reaped yet (a zombie) still answers
+        pg_ctl's kill(pid, 0), so pg_ctl calls it running and refuses to start another. Its
+        pid file is then stale: removed, so that start works at once."""
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+            process_state = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
+            return False  # no pid file (stopped) or no /proc: pg_ctl decides
+        if process_state.rsplit(")", 1)[1].split()[0] != "Z":
+            return False
+        pid_file.unlink(missing_ok=True)
+        return True
 
     def start(self) -> ServerState:
         """Start (initialising on first use); idempotent and safe against a parallel start."""

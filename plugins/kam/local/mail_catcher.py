@@ -15,6 +15,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from kam.local.embedded_server import free_port
+from kam.processes import die_with_parent
 
 READY_SECONDS = 30
 
@@ -72,7 +73,8 @@ class MailCatcher:
             self.controller.start()
             return self
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kam.local.mail_catcher", str(self.outbox), str(self.port)]
+            [sys.executable, "-m", "kam.local.mail_catcher", str(self.outbox), str(self.port)],
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - a signal setting, no locks taken
         )
         deadline = time.monotonic() + READY_SECONDS
         while not _accepts(self.port):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kam.local.embedded_server import free_port
 from kam.local.mail_catcher import MailCatcher
+from kam.processes import die_with_parent
 from kam.settings import Settings
 
 WAREHOUSE_CONN_ENV = "AIRFLOW_CONN_KAM_WAREHOUSE"
@@ -116,7 +117,12 @@ def _airflow(
     log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed below
     try:
         with subprocess.Popen(
-            [str(airflow), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [str(airflow), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - a signal setting, no locks taken
         ) as process:
             for line in process.stdout:
                 if log:

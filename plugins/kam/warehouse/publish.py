@@ -10,6 +10,17 @@ from kam.constants import HISTORY_SCHEMA, PREVIOUS_SCHEMA, PUBLISH_LOCK, PUBLISH
 from kam.warehouse.connect import connect
 from kam.warehouse.roles import bi_role_name, grant_read, schema_exists
 
+PUBLISH_LOCK_WAIT = "30s"
+
+
+def _lock_holders(conn: psycopg.Connection) -> str:
+    holders = conn.execute(
+        "select string_agg(format('pid %s (%s, %s, %s)', pid, usename, application_name, state), ', ')"
+        " from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+        " and state in ('idle in transaction', 'active') and backend_type = 'client backend'"
+    ).fetchone()[0]
+    return f"sessions that may hold it: {holders or 'none left'}"
+
 
 def history_tables(conn: psycopg.Connection) -> list[str]:
     """The history tables: one set of rows per as-of date and dbt run."""
@@ -99,9 +110,14 @@ def publish(
     already running finish on the old tables (now in marts_previous), new ones resolve
     `marts` to the new tables after commit. The previous marts stay as marts_previous
     until the next publish, so the swap never waits for long-running readers to finish.
-    A backfill (an as-of date older than the current marts) publishes only its history."""
+    A backfill (an as-of date older than the current marts) publishes only its history.
+
+    It never waits unboundedly on a reader: each lock it needs is waited for PUBLISH_LOCK_WAIT
+    at most (the BI role's idle-in-transaction timeout ends a forgotten session well before
+    that adds up), then it fails with who holds it, to be retried."""
     with connect(url, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(hashtext(%s))", (PUBLISH_LOCK,))
+        conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(PUBLISH_LOCK_WAIT)))
         try:
             if not schema_exists(conn, build_schema):
                 raise RuntimeError(
@@ -111,9 +127,16 @@ def publish(
             # with no current marts (all withdrawn), the latest day is current again
             is_backfill = current is not None and as_of_date < current
             if not is_backfill:
-                conn.execute(
-                    sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA))
-                )
+                try:
+                    conn.execute(
+                        sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA))
+                    )
+                except psycopg.errors.LockNotAvailable as exc:
+                    raise RuntimeError(
+                        f"publish waited {PUBLISH_LOCK_WAIT} for readers of {PREVIOUS_SCHEMA} to let go: "
+                        + _lock_holders(conn)
+                        + "; retry (a BI session idle in a transaction ends by itself)"
+                    ) from exc
             with conn.transaction():
                 if is_backfill:
                     # an older day: its history becomes visible; the current marts stay as they are
@@ -134,6 +157,18 @@ def publish(
                             sql.Identifier(build_schema), sql.Identifier(PUBLISHED_SCHEMA)
                         )
                     )
+                    if (
+                        schema_exists(conn, PREVIOUS_SCHEMA)
+                        and conn.execute(
+                            "select 1 from pg_roles where rolname = %s", (bi_role_name(),)
+                        ).fetchone()
+                    ):
+                        # queries already running finish on it; BI cannot start new ones there
+                        conn.execute(
+                            sql.SQL("revoke usage on schema {} from {}").format(
+                                sql.Identifier(PREVIOUS_SCHEMA), sql.Identifier(bi_role_name())
+                            )
+                        )
                 _prune_unpublished_history(conn, as_of_date, dbt_invocation_id)
                 publication_id = conn.execute(
                     "insert into audit.publications (as_of_date, run_id, dbt_invocation_id, is_current_marts) "

@@ -53,9 +53,26 @@ def ensure_bi_role(url: str, settings: Settings) -> None:
                 role, sql.Literal(bi_password(settings))
             )
         )
-        database = conn.execute("select current_database()").fetchone()[0]
-        conn.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(database), role))
+        # A reader cannot hold the marts (and a publish) for ever, nor take every connection.
+        limits = settings.bi_limits
+        conn.execute(
+            sql.SQL("alter role {} connection limit {}").format(role, sql.Literal(limits.connection_limit))
+        )
+        for parameter, value in (
+            ("statement_timeout", limits.statement_timeout),
+            ("idle_in_transaction_session_timeout", limits.idle_in_transaction_timeout),
+        ):
+            conn.execute(
+                sql.SQL("alter role {} set {} = {}").format(
+                    role, sql.Identifier(parameter), sql.Literal(value)
+                )
+            )
+        database = sql.Identifier(conn.execute("select current_database()").fetchone()[0])
+        conn.execute(sql.SQL("grant connect on database {} to {}").format(database, role))
         conn.execute(sql.SQL("revoke create on schema public from {}").format(role))
+        # temporary tables are a privilege of PUBLIC by default: kept for the project role only
+        conn.execute(sql.SQL("revoke temporary on database {} from public").format(database))
+        conn.execute(sql.SQL("grant temporary on database {} to current_user").format(database))
         if schema_exists(conn, PUBLISHED_SCHEMA):
             grant_read(conn, PUBLISHED_SCHEMA)
 
