@@ -353,3 +353,29 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_a_lease_held_by_a_dead_run_is_taken_over_at_once_and_the_dead_run_publishes_nothing(warehouse):
+    import socket
+
+    from kam.pipeline import StepFailed, acquire_transform_lease, touch_transform_lease
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with psycopg.connect(warehouse) as conn:
+        conn.execute(
+            "insert into audit.transform_lease (lease_name, run_id, as_of_date, expires_at, holder_host, holder_pid,"
+            " touched_at) values ('marts', 'killed-run', %s, now() + interval '3 hours', %s, %s, now() - interval '10 minutes')",
+            (AS_OF, socket.gethostname(), gone.pid),
+        )
+    said: list[str] = []
+    started = time.monotonic()
+    acquire_transform_lease(warehouse, "next-run", AS_OF, wait_seconds=5, progress=said.append)
+    assert time.monotonic() - started < 5
+    assert any("killed-run" in line and "is gone" in line for line in said)
+    with pytest.raises(StepFailed, match="no longer holds the marts lease"):
+        touch_transform_lease(warehouse, "killed-run")
+
+    # a live holder (this process) is waited for, then named
+    with pytest.raises(StepFailed, match="another run \\(next-run"):
+        acquire_transform_lease(warehouse, "third-run", AS_OF, wait_seconds=1, progress=lambda m: None)

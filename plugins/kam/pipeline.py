@@ -4,6 +4,8 @@ them bare. Each step is a transaction: rerunning it for the same date gives the 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
@@ -216,6 +218,7 @@ def validate_marts(
     from kam.alerts.finance_summary import gate_failure_message
     from kam.quality import gates
 
+    touch_transform_lease(url, run_id)
     result = gates.validate_marts(
         settings, url, MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id, progress
     )
@@ -228,10 +231,29 @@ def validate_marts(
         raise StepFailed(
             "the marts gate failed; yesterday's marts stay published:\n  " + "\n  ".join(failures[:20])
         )
+    touch_transform_lease(url, run_id)
     return {"summary": result.summary(), "expectations": result.expectations, "data_docs": result.data_docs}
 
 
 LEASE_HOURS = 3
+
+
+LEASE_GRACE_SECONDS = 120  # longer than the gap between two steps of a live run
+
+
+def _holder() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _is_dead(host: str | None, pid: int | None) -> bool:
+    """Only a holder on this host can be seen dead: gone, or a zombie nobody reaped."""
+    if host != socket.gethostname() or not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
 
 
 def acquire_transform_lease(
@@ -243,7 +265,8 @@ def acquire_transform_lease(
 ) -> None:
     """Take the marts lease for this run (dbt build -> marts gate -> publish). Another run
     holding it makes this one wait, then fail with who holds it; the same run (a retry) may
-    take it again."""
+    take it again. A holder whose process is gone (killed mid-build) and whose last step
+    began or ended more than LEASE_GRACE_SECONDS ago is dead: its lease is taken over at once."""
     import time
 
     deadline = time.monotonic() + wait_seconds
@@ -251,29 +274,70 @@ def acquire_transform_lease(
         with connect(url) as conn:
             holder = conn.execute(
                 """
-                insert into audit.transform_lease (lease_name, run_id, as_of_date, expires_at)
-                values (%(name)s, %(run)s, %(day)s, now() + make_interval(hours => %(hours)s))
+                insert into audit.transform_lease
+                    (lease_name, run_id, as_of_date, expires_at, holder_host, holder_pid, touched_at)
+                values (%(name)s, %(run)s, %(day)s, now() + make_interval(hours => %(hours)s), %(host)s, %(pid)s, now())
                 on conflict (lease_name) do update set
-                    run_id = excluded.run_id, as_of_date = excluded.as_of_date,
-                    acquired_at = now(), expires_at = excluded.expires_at
+                    run_id = excluded.run_id, as_of_date = excluded.as_of_date, acquired_at = now(),
+                    expires_at = excluded.expires_at, holder_host = excluded.holder_host,
+                    holder_pid = excluded.holder_pid, touched_at = now()
                 where audit.transform_lease.run_id = excluded.run_id or audit.transform_lease.expires_at < now()
                 returning run_id""",
-                {"name": TRANSFORM_LEASE, "run": run_id, "day": as_of_date, "hours": LEASE_HOURS},
+                {
+                    "name": TRANSFORM_LEASE,
+                    "run": run_id,
+                    "day": as_of_date,
+                    "hours": LEASE_HOURS,
+                    **_holder(),
+                },
             ).fetchone()
             if holder:
                 return
             other = conn.execute(
-                "select run_id, as_of_date from audit.transform_lease where lease_name = %s",
+                "select run_id, as_of_date, holder_host, holder_pid, extract(epoch from now() - touched_at)"
+                " from audit.transform_lease where lease_name = %s",
                 (TRANSFORM_LEASE,),
             ).fetchone()
+            if other and other[4] > LEASE_GRACE_SECONDS and _is_dead(other[2], other[3]):
+                conn.execute(
+                    "delete from audit.transform_lease where lease_name = %s and run_id = %s and holder_pid = %s",
+                    (TRANSFORM_LEASE, other[0], other[3]),
+                )
+                progress(
+                    f"run {other[0]} (as of {other[1]}) held the marts lease but its process {other[3]} on "
+                    f"{other[2]} is gone: the lease is taken over"
+                )
+                continue
+        if other is None:
+            continue
         if time.monotonic() >= deadline:
             raise StepFailed(
                 f"another run ({other[0]}, as of {other[1]}) is building the marts; this run waited "
-                f"{wait_seconds:.0f}s. Retry when it has finished (the lease expires after {LEASE_HOURS}h "
-                "if that run died)."
+                f"{wait_seconds:.0f}s. Retry when it has finished (a holder that died is seen as dead "
+                f"{LEASE_GRACE_SECONDS}s after its last step; on another host the lease expires after {LEASE_HOURS}h)."
             )
         progress(f"waiting: run {other[0]} (as of {other[1]}) is building the marts")
         time.sleep(2)
+
+
+def touch_transform_lease(url: str, run_id: str) -> None:
+    """A step of the lease's run begins or ends: this process holds it now. A run whose
+    lease was taken over (it was seen dead) stops here rather than publish another's build."""
+    with connect(url) as conn:
+        conn.execute(
+            "update audit.transform_lease set holder_host = %(host)s, holder_pid = %(pid)s, touched_at = now()"
+            " where lease_name = %(name)s and run_id = %(run)s",
+            {"name": TRANSFORM_LEASE, "run": run_id, **_holder()},
+        )
+        taken = conn.execute(
+            "select run_id from audit.transform_lease where lease_name = %s and run_id <> %s",
+            (TRANSFORM_LEASE, run_id),
+        ).fetchone()
+    if taken:
+        raise StepFailed(
+            f"run {run_id} no longer holds the marts lease (it was taken over while this run seemed dead): "
+            "nothing of it is published; rerun the day"
+        )
 
 
 def release_transform_lease(url: str, run_id: str) -> None:
@@ -323,6 +387,8 @@ def build_marts(
         raise StepFailed(
             "dbt build failed; published marts are unchanged:\n  " + "\n  ".join(result.failures[:20])
         )
+    if run_id:
+        touch_transform_lease(url, run_id)
     return {
         "summary": result.summary(),
         "invocation_id": result.invocation_id,
@@ -334,6 +400,7 @@ def publish_marts(url: str, as_of_date: date, run_id: str, dbt_invocation_id: st
     """Publish the build. For a backfill, `later_day` is the next published day: its marts
     were computed without this day, so what it says changed since its previous day (tiers,
     grades, streaks) needs restating."""
+    touch_transform_lease(url, run_id)
     publication_id = publish(url, MARTS_BUILD_SCHEMA, as_of_date, run_id, dbt_invocation_id)
     release_transform_lease(url, run_id)
     with connect(url) as conn:

@@ -113,6 +113,12 @@ create table if not exists audit.transform_lease (
     expires_at        timestamptz not null
 );
 
+-- Who holds it, to tell a dead holder from a slow one: the host and process of its latest
+-- step, and when a step of it last began or ended.
+alter table audit.transform_lease add column if not exists holder_host text;
+alter table audit.transform_lease add column if not exists holder_pid integer;
+alter table audit.transform_lease add column if not exists touched_at timestamptz not null default now();
+
 -- Database sources (mappings with `kind: database`): how far each raw table has been
 -- extracted, and every row removed from raw because the source deleted it.
 alter table audit.batches add column if not exists rows_deleted bigint not null default 0;
