@@ -379,3 +379,32 @@ def test_a_lease_held_by_a_dead_run_is_taken_over_at_once_and_the_dead_run_publi
     # a live holder (this process) is waited for, then named
     with pytest.raises(StepFailed, match="another run \\(next-run"):
         acquire_transform_lease(warehouse, "third-run", AS_OF, wait_seconds=1, progress=lambda m: None)
+
+
+# -- settlement that cannot be ---------------------------------------------------------------
+
+
+def test_allocations_beyond_their_payment_or_to_unknown_invoices_fail_the_raw_gate_with_the_numbers(
+    tmp_path, warehouse
+):
+    from kam.pipeline import StepFailed, validate_raw
+
+    files = tmp_path / "landing" / "billing"
+    for table, text in {
+        "invoices": ",".join(INVOICE_HEADER) + "\nI1,N1,C1,,2026-05-05,2026-06-04,CNY,30000.00,posted\n",
+        "payments": "payment_id,customer_id,payment_date,amount,method\nP1,C1,2026-06-20,1914.78,bank_transfer\n",
+        "payment_allocations": "payment_id,invoice_id,amount\nP1,I1,21355.40\nP1,I404,5.00\n",
+    }.items():
+        (files / table).mkdir(parents=True)
+        (files / table / f"{table}.csv").write_text(text, encoding="utf-8")
+    results = Loader(warehouse, progress=lambda m: None).load_paths([tmp_path / "landing"])
+    assert {r.status for r in results} == {"loaded"}
+    settings = make_settings(tmp_path, warehouse)
+    with pytest.raises(StepFailed) as failure:
+        validate_raw(warehouse, settings, AS_OF, "run-settle", AS_OF, progress=lambda m: None)
+    said = str(failure.value)
+    assert "payment_allocations" in said and "unexpected_rows_expectation" in said
+    assert "I404" in said and "21360.40" in said and "1914.78" in said
+    assert rows(
+        warehouse, "select status from audit.batches where 'payment_allocations' = any(target_tables)"
+    ) == [("rejected",)]

@@ -48,6 +48,9 @@ class Table:
     plausible_dates: tuple[date, date]
     description: str = ""
     date_order: tuple[tuple[str, str], ...] = ()  # (earlier, later) pairs: later may not be before earlier
+    references: tuple[tuple[str, str], ...] = ()  # (column, table): the row it names must be loaded
+    # (column, per, table.column): this column's sum per `per` may not exceed that row's amount
+    totals_within: tuple[tuple[str, str, str], ...] = ()
     column_index: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -111,6 +114,13 @@ def _table(source: str, spec: dict, plausible_dates: tuple[date, date]) -> Table
     )
     if unknown := {c for pair in date_order for c in pair} - names:
         raise ContractError(f"{where}: date_order names unknown columns {sorted(unknown)}")
+    meta = (spec.get("config") or {}).get("meta", {})
+    references = tuple((column, table) for column, table in (meta.get("references") or {}).items())
+    totals_within = tuple(
+        (rule["sum"], rule["per"], rule["within"]) for rule in meta.get("totals_within") or []
+    )
+    if unknown := ({c for c, _ in references} | {c for rule in totals_within for c in rule[:2]}) - names:
+        raise ContractError(f"{where}: references/totals_within name unknown columns {sorted(unknown)}")
     return Table(
         source=source,
         name=spec["name"],
@@ -119,6 +129,8 @@ def _table(source: str, spec: dict, plausible_dates: tuple[date, date]) -> Table
         plausible_dates=plausible_dates,
         description=spec.get("description", ""),
         date_order=date_order,
+        references=references,
+        totals_within=totals_within,
         column_index={c.name: c for c in columns},
     )
 

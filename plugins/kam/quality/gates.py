@@ -246,6 +246,23 @@ def _sample(result: dict) -> str:
     return json.dumps(values[:5], default=str, ensure_ascii=False)[:500] if values else ""
 
 
+def _unexpected_rows(url: str, query: str, relation: sql.Identifier) -> str:
+    """A few of the rows an unexpected-rows query found, with their numbers (GX's summary
+    counts them only)."""
+    batch = sql.SQL("(select * from {}) as subselect").format(relation)
+    with connect(url) as conn:
+        statement = sql.SQL("select * from ({}) as found limit 5").format(
+            sql.SQL(query.replace("{", "{{").replace("}", "}}").replace("{{batch}}", "{batch}")).format(
+                batch=batch
+            )
+        )
+        cursor = conn.execute(statement)
+        names = [c.name for c in cursor.description]
+        return json.dumps([dict(zip(names, row, strict=True)) for row in cursor.fetchall()], default=str)[
+            :500
+        ]
+
+
 def _without_datasource_advice(gate: Callable[..., GateResult]) -> Callable[..., GateResult]:
     """GX advises its PostgreSQL datasource each time the generic one connects, into every
     task log. The gates use the generic one on purpose: the PostgreSQL one rejects a
@@ -289,8 +306,11 @@ def run_gate(
     context, source = _context(settings, url)
     definitions = []
     suite_tables: dict[str, str] = {}
+    suite_relations: dict[str, sql.Identifier] = {}
     for table, scope in scopes.items():
-        expectations = read_suite(suite_path(settings, gate, table), build_schema=schema)["expectations"]
+        expectations = read_suite(suite_path(settings, gate, table), build_schema=schema, settings=settings)[
+            "expectations"
+        ]
         if scope.history_table:
             rows_of_run = _batch_definition(source, schema, table, rows_under_validation=True)
             parts = [(f"{gate}.{table}", rows_of_run, expectations)]
@@ -311,6 +331,12 @@ def run_gate(
             parts = [(f"{gate}.{table}", _batch_definition(source, schema, table), expectations)]
         for suite_name, batch, chosen in parts:
             suite_tables[suite_name] = table
+            suite_relations[suite_name] = sql.Identifier(
+                ROWS_UNDER_VALIDATION_SCHEMA
+                if suite_name.endswith(".rows") or scope.history_table
+                else schema,
+                table,
+            )
             definitions.append(_validation(context, batch, suite_name, chosen))
     # No UpdateDataDocsAction: it rebuilds the docs index once per table; they are built once below.
     checkpoint = context.checkpoints.add_or_update(
@@ -342,9 +368,12 @@ def run_gate(
             ]
             if raised and not item.success:
                 observed = "error: " + str(raised[0])[:300]
-            failure = Failure(
-                table, config.type, config.kwargs.get("column"), str(observed), _sample(details)
-            )
+            sample = _sample(details)
+            if not item.success and not raised and config.type == "unexpected_rows_expectation":
+                sample = _unexpected_rows(
+                    url, config.kwargs["unexpected_rows_query"], suite_relations[validation.suite_name]
+                )
+            failure = Failure(table, config.type, config.kwargs.get("column"), str(observed), sample)
             result.expectations += 1
             if not item.success:
                 result.failures.append(failure)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 from kam.contract import Table, load_contract
@@ -111,6 +112,34 @@ def contract_suite(table: Table) -> dict:
                 },
             }
         )
+    key_of = {t.name: t.primary_key[0] for t in load_contract().values() if len(t.primary_key) == 1}
+    for column, other in table.references:
+        expectations.append(
+            {
+                "type": "unexpected_rows_expectation",
+                "kwargs": {
+                    "unexpected_rows_query": f"select * from {{batch}} where {column} is not null and not exists "  # noqa: S608 - the contract's own names
+                    f"(select 1 from raw.{other} o where o.{key_of[other]} = subselect.{column})"
+                },
+                "meta": {"why": f"{column} names a loaded {other} row (else what it settles is unknown)"},
+            }
+        )
+    for column, per, within in table.totals_within:
+        other, limit = within.split(".")
+        expectations.append(
+            {
+                "type": "unexpected_rows_expectation",
+                "kwargs": {
+                    "unexpected_rows_query": f"select b.{per}, totals.total_{column}, o.{limit} as {other}_{limit} "  # noqa: S608 - the contract's own names
+                    f"from (select distinct {per} from {{batch}}) b "
+                    f"cross join lateral (select sum(x.{column}) as total_{column} from raw.{table.name} x "
+                    f"where x.{per} = b.{per}) totals "
+                    f"join raw.{other} o on o.{key_of[other]} = b.{per} "
+                    f"where totals.total_{column} > o.{limit} + {{policy:amount_tolerance}}"
+                },
+                "meta": {"why": f"the {column} of a {per} adds up to no more than its {other}.{limit}"},
+            }
+        )
     return {
         "name": f"raw.{table.name}",
         "meta": {"generated_from": f"the raw contract, source {table.source}"},
@@ -132,8 +161,13 @@ def write_raw_suites(settings: Settings) -> list[Path]:
     return paths
 
 
-def read_suite(path: Path, build_schema: str | None = None) -> dict:
+POLICY_PLACEHOLDER = re.compile(r"\{policy:(\w+)\}")  # a policy seed value inside a query
+
+
+def read_suite(path: Path, build_schema: str | None = None, settings: Settings | None = None) -> dict:
     text = path.read_text(encoding="utf-8")
     if build_schema:
         text = text.replace(BUILD_SCHEMA_PLACEHOLDER, build_schema)
+    if settings is not None:
+        text = POLICY_PLACEHOLDER.sub(lambda m: repr(policy_value(settings, m[1])), text)
     return json.loads(text)
