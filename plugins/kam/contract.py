@@ -49,8 +49,9 @@ class Table:
     description: str = ""
     date_order: tuple[tuple[str, str], ...] = ()  # (earlier, later) pairs: later may not be before earlier
     references: tuple[tuple[str, str], ...] = ()  # (column, table): the row it names must be loaded
-    # (column, per, table.column): this column's sum per `per` may not exceed that row's amount
-    totals_within: tuple[tuple[str, str, str], ...] = ()
+    # (column, per, table.column, also): this column's sum per `per` may not exceed that row's
+    # amount, plus the sum of `also` (table.column, same `per`) when given
+    totals_within: tuple[tuple[str, str, str, str | None], ...] = ()
     column_index: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -117,7 +118,8 @@ def _table(source: str, spec: dict, plausible_dates: tuple[date, date]) -> Table
     meta = (spec.get("config") or {}).get("meta", {})
     references = tuple((column, table) for column, table in (meta.get("references") or {}).items())
     totals_within = tuple(
-        (rule["sum"], rule["per"], rule["within"]) for rule in meta.get("totals_within") or []
+        (rule["sum"], rule["per"], rule["within"], rule.get("plus"))
+        for rule in meta.get("totals_within") or []
     )
     if unknown := ({c for c, _ in references} | {c for rule in totals_within for c in rule[:2]}) - names:
         raise ContractError(f"{where}: references/totals_within name unknown columns {sorted(unknown)}")

@@ -124,20 +124,30 @@ def contract_suite(table: Table) -> dict:
                 "meta": {"why": f"{column} names a loaded {other} row (else what it settles is unknown)"},
             }
         )
-    for column, per, within in table.totals_within:
+    for column, per, within, plus in table.totals_within:
         other, limit = within.split(".")
+        allowance = ""
+        if plus:
+            extra_table, extra_column = plus.split(".")
+            # the contract's own names, never data: no injection
+            allowance = f" + coalesce((select sum(e.{extra_column}) from raw.{extra_table} e where e.{per} = b.{per}), 0)"  # noqa: S608
         expectations.append(
             {
                 "type": "unexpected_rows_expectation",
                 "kwargs": {
-                    "unexpected_rows_query": f"select b.{per}, totals.total_{column}, o.{limit} as {other}_{limit} "  # noqa: S608 - the contract's own names
-                    f"from (select distinct {per} from {{batch}}) b "
-                    f"cross join lateral (select sum(x.{column}) as total_{column} from raw.{table.name} x "
-                    f"where x.{per} = b.{per}) totals "
-                    f"join raw.{other} o on o.{key_of[other]} = b.{per} "
-                    f"where totals.total_{column} > o.{limit} + {{policy:amount_tolerance}}"
+                    "unexpected_rows_query": (
+                        f"select b.{per}, totals.total_{column}, o.{limit} as {other}_{limit} "  # noqa: S608
+                        f"from (select distinct {per} from {{batch}}) b "
+                        f"cross join lateral (select sum(x.{column}) as total_{column} from raw.{table.name} x "
+                        f"where x.{per} = b.{per}) totals "
+                        f"join raw.{other} o on o.{key_of[other]} = b.{per} "
+                        f"where totals.total_{column} > o.{limit}{allowance} + {{policy:amount_tolerance}}"
+                    )
                 },
-                "meta": {"why": f"the {column} of a {per} adds up to no more than its {other}.{limit}"},
+                "meta": {
+                    "why": f"the {column} of a {per} adds up to no more than its {other}.{limit}"
+                    + (f" and its {plus}" if plus else "")
+                },
             }
         )
     return {
