@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from kam.constants import MARTS_BUILD_SCHEMA
-from kam.processes import die_with_parent
+from kam.processes import run_streaming
 from kam.settings import Settings
 
 AS_OF_DATE_VARIABLE = "KAM_AS_OF_DATE"  # read by the as_of_date() macro
@@ -99,17 +98,9 @@ def run_dbt(
     if as_of_date is not None:
         env[AS_OF_DATE_VARIABLE] = as_of_date.isoformat()
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
-    with subprocess.Popen(
-        [str(dbt), *args],
-        cwd=settings.dbt_project_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - a signal setting, no locks taken
-    ) as process:
-        for line in process.stdout:
-            progress(line.rstrip())
+    returncode = run_streaming(
+        [str(dbt), *args], env, lambda line: progress(line.rstrip()), cwd=settings.dbt_project_dir
+    )
     outcome = read_run_results(settings.dbt_target_dir)
-    outcome.returncode = process.returncode
+    outcome.returncode = returncode
     return outcome

@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from kam.local.embedded_server import free_port
 from kam.local.mail_catcher import MailCatcher
-from kam.processes import die_with_parent
+from kam.processes import run_streaming
 from kam.settings import Settings
 
 WAREHOUSE_CONN_ENV = "AIRFLOW_CONN_KAM_WAREHOUSE"
@@ -115,25 +114,19 @@ def _airflow(
 ) -> int:
     airflow = Path(sys.executable).parent / "airflow"
     log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed below
+
+    def on_line(line: str) -> None:
+        if log:
+            log.write(line)
+        shown = summarise(line) if quiet else line.rstrip()
+        if shown is not None:
+            progress(shown)
+
     try:
-        with subprocess.Popen(
-            [str(airflow), *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - a signal setting, no locks taken
-        ) as process:
-            for line in process.stdout:
-                if log:
-                    log.write(line)
-                shown = summarise(line) if quiet else line.rstrip()
-                if shown is not None:
-                    progress(shown)
+        return run_streaming([str(airflow), *args], env, on_line)
     finally:
         if log:
             log.close()
-    return process.returncode
 
 
 def ensure_airflow_db(settings: Settings, env: dict[str, str], progress: Callable[[str], None]) -> None:
