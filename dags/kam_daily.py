@@ -131,21 +131,16 @@ def kam_daily():
         """A backfill's next published day said what changed since *its* previous day, which
         this run has just replaced: that day is built again. Skipped while a queued run of a
         day in between will do it (a backfill of a range restates once, after its last day)."""
-        from datetime import UTC, date, datetime, timedelta
+        from datetime import date
 
+        from kam.on_airflow.tasks import runs_waiting_between
         from kam.pipeline import rebuild_day
 
         if not published["later_day"]:
             return {"restated": None}
         run = task_inputs()
         day, later = date.fromisoformat(published["as_of_date"]), date.fromisoformat(published["later_day"])
-        between = [
-            datetime.combine(day + timedelta(days=n), datetime.min.time(), UTC)
-            for n in range(1, (later - day).days)
-        ]
-        if between and run.context["ti"].get_dr_count(
-            dag_id=run.context["dag"].dag_id, logical_dates=between, states=["queued", "running"]
-        ):
+        if runs_waiting_between(run.context, day, later):
             return {"restated": None, "left_to": "a queued run of a later day"}
         rebuild_day(run.url, run.settings, later, f"{run.run_id}__restate_{later}", run.smtp())
         return {"restated": later.isoformat()}

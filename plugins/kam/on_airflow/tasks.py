@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pendulum
 from airflow.sdk import Asset
@@ -78,4 +78,18 @@ def task_inputs(as_of_date: date | None = None) -> TaskInputs:
         as_of_date=as_of_date or as_of_date_from_context(context),
         run_id=context["run_id"],
         context=context,
+    )
+
+
+def runs_waiting_between(context, day: date, later: date) -> int:
+    """How many runs of this DAG for a day strictly between `day` and `later` are queued or
+    running (a backfill of a range): the last of them restates `later`."""
+    between = [
+        datetime.combine(day + timedelta(days=n), datetime.min.time(), UTC)
+        for n in range(1, (later - day).days)
+    ]
+    if not between:
+        return 0
+    return context["ti"].get_dr_count(
+        dag_id=context["dag"].dag_id, logical_dates=between, states=["queued", "running"]
     )

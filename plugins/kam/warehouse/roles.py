@@ -70,9 +70,15 @@ def ensure_bi_role(url: str, settings: Settings) -> None:
         database = sql.Identifier(conn.execute("select current_database()").fetchone()[0])
         conn.execute(sql.SQL("grant connect on database {} to {}").format(database, role))
         conn.execute(sql.SQL("revoke create on schema public from {}").format(role))
-        # temporary tables are a privilege of PUBLIC by default: kept for the project role only
-        conn.execute(sql.SQL("revoke temporary on database {} from public").format(database))
-        conn.execute(sql.SQL("grant temporary on database {} to current_user").format(database))
+        # temporary tables are a privilege of PUBLIC by default: kept for the project role only,
+        # where it owns the database (elsewhere its administrator decides)
+        owns = conn.execute(
+            "select datdba = (select oid from pg_roles where rolname = current_user) from pg_database"
+            " where datname = current_database()"
+        ).fetchone()[0]
+        if owns:
+            conn.execute(sql.SQL("revoke temporary on database {} from public").format(database))
+            conn.execute(sql.SQL("grant temporary on database {} to current_user").format(database))
         if schema_exists(conn, PUBLISHED_SCHEMA):
             grant_read(conn, PUBLISHED_SCHEMA)
 
