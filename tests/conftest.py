@@ -134,3 +134,29 @@ def smtp_server():
     controller.start()
     yield inbox, Smtp("127.0.0.1", controller.port)
     controller.stop()
+
+
+@pytest.fixture
+def erpnext():
+    """An ERPNext site's database on the machine's MariaDB (tests/erp_fixtures.py)."""
+    from tests.erp_fixtures import ErpNext
+
+    erp = ErpNext()
+    try:
+        erp.master_data()
+        yield erp
+    finally:
+        erp.close()
+
+
+@pytest.fixture
+def odoo():
+    """An Odoo 17 database on the machine's PostgreSQL (tests/erp_fixtures.py)."""
+    from tests.erp_fixtures import Odoo
+
+    erp = Odoo()
+    try:
+        erp.master_data()
+        yield erp
+    finally:
+        erp.close()

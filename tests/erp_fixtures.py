@@ -15,6 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.erp_schemas import erpnext_tables
+
 DATA = Path(__file__).parent / "data" / "erp"
 MARIADB = ("127.0.0.1", 3306)
 POSTGRES = ("127.0.0.1", 5432)
@@ -51,7 +53,12 @@ class Clock:
 
 
 class ErpNext:
-    """ERPNext on MariaDB. Documents are named like ERPNext names them."""
+    """ERPNext on MariaDB: its tables as Frappe builds them from the DocTypes
+    (tests/erp_schemas.py), and documents submitted the way ERPNext submits them: the
+    document, its children, and its Payment Ledger Entries (what the receivable report reads).
+    Documents are named as ERPNext names them."""
+
+    COMPANY = "Kam Trading"
 
     def __init__(self):
         import pymysql
@@ -62,20 +69,26 @@ class ErpNext:
         self.admin = pymysql.connect(host=MARIADB[0], port=MARIADB[1], user="root", autocommit=True)
         self.run(f"create database `{self.database}` character set utf8mb4")
         self.admin.select_db(self.database)
-        for statement in statements(DATA / "erpnext.sql"):
+        for statement in erpnext_tables():
             self.run(statement)
         self.run(f"create user '{self.reader}'@'%' identified by '{password}'")
         self.run(f"grant select on `{self.database}`.* to '{self.reader}'@'%'")
         self.url = f"mysql://{self.reader}:{password}@{MARIADB[0]}:{MARIADB[1]}/{self.database}"
         self.clock = Clock(datetime(2026, 10, 1, 8, 0, 0, 125000))
         self._names = itertools.count(1)
+        self.companies: dict[str, tuple[str, str]] = {}  # name -> (abbr, currency)
 
     def run(self, statement: str, params: tuple = ()) -> None:
         with self.admin.cursor() as cursor:
             cursor.execute(statement, params or None)
 
+    def query(self, statement: str, params: tuple = ()) -> list[tuple]:
+        with self.admin.cursor() as cursor:
+            cursor.execute(statement, params or None)
+            return list(cursor.fetchall())
+
     def insert(self, doctype: str, **values) -> None:
-        columns = ", ".join(values)
+        columns = ", ".join(f"`{c}`" for c in values)
         marks = ", ".join(["%s"] * len(values))
         self.run(f"insert into `tab{doctype}` ({columns}) values ({marks})", tuple(values.values()))
 
@@ -87,13 +100,38 @@ class ErpNext:
         self.run(f"drop user if exists '{self.reader}'@'%'")
         self.admin.close()
 
-    # -- documents ------------------------------------------------------------------------
+    # -- master data ----------------------------------------------------------------------
 
     def master_data(self) -> None:
-        self.insert("User", name="li.wei@example.com", full_name="Li Wei", email="li.wei@example.com")
-        self.insert("Territory", name="China", parent_territory="All Territories")
-        self.insert("Territory", name="East China", parent_territory="China")
-        self.insert("Payment Terms Template Detail", name="ptd-1", parent="Net 30", idx=1, credit_days=30)
+        self.insert(
+            "User", name="li.wei@example.com", first_name="Li", full_name="Li Wei", email="li.wei@example.com"
+        )
+        self.insert("Territory", name="China", territory_name="China", parent_territory="All Territories")
+        self.insert("Territory", name="East China", territory_name="East China", parent_territory="China")
+        self.insert(
+            "Payment Terms Template Detail",
+            name="ptd-1",
+            parent="Net 30",
+            parenttype="Payment Terms Template",
+            parentfield="terms",
+            idx=1,
+            invoice_portion=100,
+            due_date_based_on="Day(s) after invoice date",
+            credit_days=30,
+        )
+        self.company(self.COMPANY, "KT", "CNY")
+
+    def company(self, name: str, abbr: str, currency: str) -> None:
+        self.insert(
+            "Company",
+            name=name,
+            modified=self.clock.now(),
+            company_name=name,
+            abbr=abbr,
+            default_currency=currency,
+            country="China",
+        )
+        self.companies[name] = (abbr, currency)
 
     def customer(self, name: str, customer_name: str, group: str) -> None:
         now = self.clock.now()
@@ -110,11 +148,14 @@ class ErpNext:
             payment_terms="Net 30",
         )
 
+    # -- selling --------------------------------------------------------------------------
+
     def sales_order(
         self, name: str, customer: str, day: date, items: list[tuple], docstatus: int = 1
     ) -> None:
         """items: (item_code, qty, rate, delivered_qty)."""
         now = self.clock.now()
+        total = sum(q * r for _, q, r, _ in items)
         self.insert(
             "Sales Order",
             name=name,
@@ -122,10 +163,14 @@ class ErpNext:
             modified=now,
             docstatus=docstatus,
             customer=customer,
+            company=self.COMPANY,
             transaction_date=day,
             status="To Deliver and Bill",
             currency="CNY",
-            grand_total=sum(q * r for _, q, r, _ in items),
+            conversion_rate=1,
+            grand_total=total,
+            base_grand_total=total,
+            per_delivered=100 * sum(d for *_, d in items) / max(sum(q for _, q, _, _ in items), 1),
         )
         for idx, (item, qty, rate, delivered) in enumerate(items, start=1):
             self.insert(
@@ -135,10 +180,13 @@ class ErpNext:
                 docstatus=docstatus,
                 parent=name,
                 parenttype="Sales Order",
+                parentfield="items",
                 idx=idx,
                 item_code=item,
+                item_name=item,
                 qty=qty,
                 rate=rate,
+                amount=qty * rate,
                 delivered_qty=delivered,
             )
 
@@ -149,17 +197,63 @@ class ErpNext:
             modified=self.clock.now(),
             docstatus=1,
             customer=customer,
+            company=self.COMPANY,
             posting_date=day,
             territory="East China",
+            currency="CNY",
+            conversion_rate=1,
             grand_total=amount,
+            base_grand_total=amount,
         )
         self.insert(
             "Delivery Note Item",
             name=self.child_name(),
             parent=name,
             parenttype="Delivery Note",
+            parentfield="items",
             idx=1,
             against_sales_order=order,
+        )
+
+    # -- receivables ------------------------------------------------------------------------
+
+    def ledger(
+        self,
+        voucher_type: str,
+        voucher_no: str,
+        day: date,
+        party: str,
+        company: str,
+        against_type: str,
+        against_no: str,
+        amount: float,
+        in_account_currency: float,
+        account_currency: str,
+        modified: datetime,
+        due_date: date | None = None,
+    ) -> None:
+        """One Payment Ledger Entry, as ERPNext posts it on submit (debit positive)."""
+        abbr, _ = self.companies[company]
+        self.insert(
+            "Payment Ledger Entry",
+            name=self.child_name(),
+            creation=modified,
+            modified=modified,
+            docstatus=1,
+            posting_date=day,
+            company=company,
+            account_type="Receivable",
+            account=f"Debtors - {abbr}",
+            party_type="Customer",
+            party=party,
+            due_date=due_date,
+            voucher_type=voucher_type,
+            voucher_no=voucher_no,
+            against_voucher_type=against_type,
+            against_voucher_no=against_no,
+            amount=amount,
+            account_currency=account_currency,
+            amount_in_account_currency=in_account_currency,
         )
 
     def sales_invoice(
@@ -170,24 +264,55 @@ class ErpNext:
         items: list[tuple],
         docstatus: int = 1,
         return_against: str | None = None,
+        company: str = COMPANY,
+        currency: str | None = None,
+        conversion_rate: float = 1.0,
+        party_account_currency: str | None = None,
+        disable_rounded_total: bool = False,
+        update_outstanding_for_self: bool = True,
+        paid_on_invoice: float = 0,
+        write_off: float = 0,
+        schedule: tuple = (),
     ) -> None:
-        """items: (item_code, qty, rate); a return has negative quantities."""
+        """items: (item_code, qty, rate); a return has negative quantities. schedule:
+        (due_date, portion of the total) per instalment. paid_on_invoice: a POS payment."""
         now = self.clock.now()
-        total = sum(q * r for _, q, r in items)
+        company_currency = self.companies[company][1]
+        currency = currency or company_currency
+        account_currency = party_account_currency or company_currency
+        grand = round(sum(q * r for _, q, r in items), 2)
+        rounded = 0.0 if disable_rounded_total else float(round(grand))
+        total = grand if disable_rounded_total else rounded
+        base_grand, base_total = round(grand * conversion_rate, 2), round(total * conversion_rate, 2)
+        due = schedule[-1][0] if schedule else day + timedelta(days=30)
         self.insert(
             "Sales Invoice",
             name=name,
             creation=now,
             modified=now,
             docstatus=docstatus,
+            naming_series="ACC-SINV-RET-.YYYY.-" if return_against else "ACC-SINV-.YYYY.-",
             customer=customer,
+            company=company,
             posting_date=day,
-            due_date=day + timedelta(days=30),
-            currency="CNY",
-            grand_total=total,
-            outstanding_amount=total,
+            due_date=due,
+            currency=currency,
+            conversion_rate=conversion_rate,
+            party_account_currency=account_currency,
+            debit_to=f"Debtors - {self.companies[company][0]}",
+            grand_total=grand,
+            base_grand_total=base_grand,
+            rounded_total=rounded,
+            base_rounded_total=0.0 if disable_rounded_total else base_total,
+            rounding_adjustment=0.0 if disable_rounded_total else round(rounded - grand, 2),
+            disable_rounded_total=int(disable_rounded_total),
+            is_pos=int(paid_on_invoice > 0),
+            paid_amount=paid_on_invoice,
+            write_off_amount=write_off,
+            outstanding_amount=round(total - paid_on_invoice - write_off, 2),
             is_return=int(return_against is not None),
             return_against=return_against,
+            update_outstanding_for_self=int(update_outstanding_for_self),
             status="Unpaid",
         )
         for idx, (item, qty, rate) in enumerate(items, start=1):
@@ -198,29 +323,101 @@ class ErpNext:
                 docstatus=docstatus,
                 parent=name,
                 parenttype="Sales Invoice",
+                parentfield="items",
                 idx=idx,
                 item_code=item,
+                item_name=item,
                 qty=qty,
                 stock_qty=qty,
                 rate=rate,
                 amount=qty * rate,
-                incoming_rate=rate * 0.6,
+                base_amount=qty * rate * conversion_rate,
+                incoming_rate=abs(rate) * 0.6,
             )
+        for idx, (due_date, portion) in enumerate(schedule, start=1):
+            self.insert(
+                "Payment Schedule",
+                name=self.child_name(),
+                modified=now,
+                docstatus=docstatus,
+                parent=name,
+                parenttype="Sales Invoice",
+                parentfield="payment_schedule",
+                idx=idx,
+                due_date=due_date,
+                invoice_portion=portion * 100,
+                payment_amount=round(total * portion, 2),
+            )
+        if docstatus != 1:
+            return
+        in_account = total if account_currency == currency else base_total
+        against = name if (return_against is None or update_outstanding_for_self) else return_against
+        self.ledger(
+            "Sales Invoice",
+            name,
+            day,
+            customer,
+            company,
+            "Sales Invoice",
+            against,
+            base_total,
+            in_account,
+            account_currency,
+            now,
+            due,
+        )
+        for settled in (paid_on_invoice, write_off):
+            if settled:
+                self.ledger(
+                    "Sales Invoice",
+                    name,
+                    day,
+                    customer,
+                    company,
+                    "Sales Invoice",
+                    name,
+                    -round(settled * conversion_rate, 2),
+                    -settled,
+                    account_currency,
+                    now,
+                )
 
     def payment_entry(
-        self, name: str, customer: str, day: date, paid: float, allocations: dict, deductions: tuple = ()
+        self,
+        name: str,
+        customer: str,
+        day: date,
+        paid: float,
+        allocations: dict,
+        deductions: tuple = (),
+        company: str = COMPANY,
+        account_currency: str | None = None,
+        exchange_rate: float = 1.0,
     ) -> None:
-        """allocations: invoice -> amount; deductions: (account, amount)."""
+        """allocations: invoice -> amount (what it settles, deductions included, as ERPNext
+        allocates); deductions: (account, amount in company currency)."""
+        now = self.clock.now()
+        account_currency = account_currency or self.companies[company][1]
+        allocated = sum(allocations.values())
+        deducted = sum(amount for _, amount in deductions)
         self.insert(
             "Payment Entry",
             name=name,
-            modified=self.clock.now(),
+            modified=now,
             docstatus=1,
             payment_type="Receive",
             party_type="Customer",
             party=customer,
+            company=company,
             posting_date=day,
+            paid_from=f"Debtors - {self.companies[company][0]}",
+            paid_from_account_currency=account_currency,
             paid_amount=paid,
+            received_amount=paid,
+            source_exchange_rate=exchange_rate,
+            base_paid_amount=round(paid * exchange_rate, 2),
+            total_allocated_amount=allocated,
+            unallocated_amount=round(paid + deducted / exchange_rate - allocated, 2),
             mode_of_payment="Wire Transfer",
         )
         for idx, (invoice, amount) in enumerate(allocations.items(), start=1):
@@ -229,10 +426,30 @@ class ErpNext:
                 name=self.child_name(),
                 parent=name,
                 parenttype="Payment Entry",
+                parentfield="references",
                 idx=idx,
                 reference_doctype="Sales Invoice",
                 reference_name=invoice,
                 allocated_amount=amount,
+            )
+            rate = self.query("select conversion_rate from `tabSales Invoice` where name = %s", (invoice,))
+            invoice_rate = (
+                float(rate[0][0])
+                if rate and account_currency != self.companies[company][1]
+                else exchange_rate
+            )
+            self.ledger(
+                "Payment Entry",
+                name,
+                day,
+                customer,
+                company,
+                "Sales Invoice",
+                invoice,
+                -round(amount * invoice_rate, 2),
+                -amount,
+                account_currency,
+                now,
             )
         for idx, (account, amount) in enumerate(deductions, start=1):
             self.insert(
@@ -240,25 +457,128 @@ class ErpNext:
                 name=self.child_name(),
                 parent=name,
                 parenttype="Payment Entry",
+                parentfield="deductions",
                 idx=idx,
                 account=account,
                 cost_center="Main",
                 amount=amount,
             )
+        unallocated = round(paid + deducted / exchange_rate - allocated, 2)
+        if unallocated:
+            self.ledger(
+                "Payment Entry",
+                name,
+                day,
+                customer,
+                company,
+                "Payment Entry",
+                name,
+                -round(unallocated * exchange_rate, 2),
+                -unallocated,
+                account_currency,
+                now,
+            )
+
+    def journal_entry(
+        self,
+        name: str,
+        day: date,
+        rows: list[tuple],
+        voucher_type: str = "Journal Entry",
+        company: str = COMPANY,
+    ) -> None:
+        """rows: (customer, against invoice or None, debit, credit) in the company's currency;
+        a row with no customer is the other side (bank, write-off account)."""
+        now = self.clock.now()
+        currency = self.companies[company][1]
+        self.insert(
+            "Journal Entry",
+            name=name,
+            modified=now,
+            docstatus=1,
+            voucher_type=voucher_type,
+            company=company,
+            posting_date=day,
+            total_debit=sum(r[2] for r in rows),
+            total_credit=sum(r[3] for r in rows),
+        )
+        for idx, (customer, invoice, debit, credit) in enumerate(rows, start=1):
+            self.insert(
+                "Journal Entry Account",
+                name=self.child_name(),
+                parent=name,
+                parenttype="Journal Entry",
+                parentfield="accounts",
+                idx=idx,
+                account=f"Debtors - {self.companies[company][0]}"
+                if customer
+                else f"Bank - {self.companies[company][0]}",
+                party_type="Customer" if customer else None,
+                party=customer,
+                account_currency=currency,
+                debit_in_account_currency=debit,
+                debit=debit,
+                credit_in_account_currency=credit,
+                credit=credit,
+                reference_type="Sales Invoice" if invoice else None,
+                reference_name=invoice,
+            )
+            if customer:
+                self.ledger(
+                    "Journal Entry",
+                    name,
+                    day,
+                    customer,
+                    company,
+                    "Sales Invoice" if invoice else "Journal Entry",
+                    invoice or name,
+                    debit - credit,
+                    debit - credit,
+                    currency,
+                    now,
+                )
 
     def save(self, doctype: str, name: str, **changes) -> None:
         """Change a document the way a save does: the fields, and `modified`."""
         changes["modified"] = self.clock.now()
-        assignments = ", ".join(f"{column} = %s" for column in changes)
+        assignments = ", ".join(f"`{column}` = %s" for column in changes)
         self.run(f"update `tab{doctype}` set {assignments} where name = %s", (*changes.values(), name))
 
     def cancel(self, doctype: str, name: str) -> None:
+        """Cancel a submitted document: docstatus 2, and its ledger entries delinked."""
+        now = self.clock.now()
         self.save(
             doctype, name, docstatus=2, **({"status": "Cancelled"} if doctype != "Payment Entry" else {})
+        )
+        self.run(
+            "update `tabPayment Ledger Entry` set delinked = 1, modified = %s where voucher_type = %s and voucher_no = %s",
+            (now, doctype, name),
         )
 
     def delete(self, doctype: str, name: str) -> None:
         self.run(f"delete from `tab{doctype}` where name = %s", (name,))
+
+    # -- what ERPNext itself says is owed ------------------------------------------------------
+
+    def outstanding(self) -> dict[str, tuple[float, float]]:
+        """Per submitted invoice: its Payment Ledger sum in the party account's currency and the
+        company's (ERPNext's Accounts Receivable)."""
+        rows = self.query(
+            """select against_voucher_no, sum(amount_in_account_currency), sum(amount)
+               from `tabPayment Ledger Entry`
+               where delinked = 0 and against_voucher_type = 'Sales Invoice'
+                 and against_voucher_no in (select name from `tabSales Invoice` where is_return = 0 and docstatus = 1)
+               group by against_voucher_no"""
+        )
+        return {name: (float(doc), float(company)) for name, doc, company in rows}
+
+    def balances(self) -> dict[tuple[str, str], float]:
+        """Per company and customer: the Payment Ledger sum in the company's currency (what the
+        customer owes, net of unallocated payments and open credit notes)."""
+        rows = self.query(
+            "select company, party, sum(amount) from `tabPayment Ledger Entry` where delinked = 0 group by company, party"
+        )
+        return {(company, party): float(amount) for company, party, amount in rows}
 
 
 class Odoo:

@@ -22,10 +22,13 @@ DESIGN_TABLES = {
         "sell_out": "customer_id period_month product_id region quantity_sold closing_inventory_qty",
         "visits": "visit_id customer_id visit_date visit_level visited_by",
         "company_financials": "period_end total_assets total_liabilities cash accounts_receivable",
+        "companies": "company_id company_name currency",
+        "exchange_rates": "currency rate_date rate",
     },
     "billing": {
         "invoices": "invoice_id invoice_number customer_id order_id invoice_date due_date currency amount status",
         "invoice_lines": "invoice_id line_no product_id quantity unit_price amount cost_amount",
+        "invoice_installments": "invoice_id installment_no due_date amount",
         "credit_notes": "credit_note_id invoice_id customer_id credit_date amount reason",
         "payments": "payment_id customer_id payment_date amount method",
         "payment_allocations": "payment_id invoice_id amount",
@@ -38,7 +41,16 @@ DESIGN_TABLES = {
     },
 }
 # DESIGN §4's additions (December 2026): optional, so files made before them keep loading.
-DESIGN_ADDITIONS = {"sales_orders": "cancelled_date"}
+MONEY_ROW = "company_id currency company_amount"
+DESIGN_ADDITIONS = {
+    "sales_orders": "cancelled_date company_id",
+    "invoices": "company_id company_amount",  # the design's invoices had a currency already
+    "credit_notes": MONEY_ROW,
+    "payments": MONEY_ROW,
+    "payment_allocations": MONEY_ROW,
+    "payment_deductions": MONEY_ROW,
+    "shipments": MONEY_ROW,
+}
 DESIGN_ENUMS = {
     ("customers", "customer_type"): {"distributor", "retail_chain", "direct"},
     ("sales_orders", "status"): {"open", "shipped", "invoiced", "cancelled"},

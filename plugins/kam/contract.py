@@ -19,7 +19,7 @@ from kam.settings import PROJECT_DIR
 
 SOURCES = ("erp", "billing")
 ALLOWED_TYPES = ("text", "integer", "boolean", "date") + tuple(
-    f"numeric({p},{s})" for p in (18,) for s in (2, 3, 4)
+    f"numeric({p},{s})" for p in (18,) for s in (2, 3, 4, 9)
 )
 
 

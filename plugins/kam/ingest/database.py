@@ -5,9 +5,13 @@ in the ERP's own SQL whose output columns are contract column names, plus contro
 (names starting with `_`): the watermark, a modification timestamp, and for documents that
 are cancelled rather than deleted, a soft-delete flag.
 
-Each run extracts the rows whose watermark is past the one kept in audit.source_watermarks
-and streams them through the loader: one batch per table, the same validation, quarantine
-and audit as a file, upserted by key. Soft-deleted rows are removed from raw. Every
+Each run extracts the rows whose watermark is past the one kept in audit.source_watermarks,
+less a look-back (`lookback_minutes`): ERPs stamp a document when its transaction starts, so
+one committed after an extract that already saw a later stamp is still taken next time (the
+overlap is upserted, so it changes nothing). Every `full_extract_every_days` a table is
+extracted whole, which also catches rows changed without touching their stamp. Rows are
+streamed through the loader: one batch per table, the same validation, quarantine and audit
+as a file, upserted by key. Soft-deleted rows are removed from raw. Every
 `reconcile_every_days` (and on a full refresh) the source's whole key set is compared with
 the rows this mapping loaded, and rows the source no longer has are removed too. Every
 removal is kept, with the row, in audit.source_deletions. A table's batch, its deletions and
@@ -26,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -80,6 +84,8 @@ class DatabaseMapping:
     tables: tuple[SourceTable, ...]
     description: str = ""
     max_deleted_share: float = 0.5
+    lookback_minutes: int = 15
+    full_extract_every_days: int = 7
 
 
 def is_database_mapping(path: Path) -> bool:
@@ -131,7 +137,11 @@ def load_database_mapping(path: Path) -> DatabaseMapping:
         path=Path(path),
         tables=tuple(tables),
         description=str(document.get("description", "")),
-        max_deleted_share=float(document.get("max_deleted_share", 0.5)),
+        max_deleted_share=float(document.get("max_deleted_share", DatabaseMapping.max_deleted_share)),
+        lookback_minutes=int(document.get("lookback_minutes", DatabaseMapping.lookback_minutes)),
+        full_extract_every_days=int(
+            document.get("full_extract_every_days", DatabaseMapping.full_extract_every_days)
+        ),
     )
 
 
@@ -173,7 +183,8 @@ def _over_query(source, spec: SourceTable, columns: list[str] | None = None, new
     model); the names added here are quoted by the source's dialect."""
     quote = source.dialect.identifier_preparer.quote
     selected = ", ".join(f"src.{quote(c)}" for c in columns) if columns else "*"
-    statement = f"select {selected} from ({spec.query}) as src"  # noqa: S608 - see the docstring
+    # the line break ends a `--` comment on the query's last line
+    statement = f"select {selected} from ({spec.query}\n) as src"  # noqa: S608 - see the docstring
     if newer_than:
         statement += f" where src.{quote(spec.watermark)} > :since"
     return statement
@@ -251,6 +262,71 @@ def _in_keys(table: Table, keys: sql.Identifier) -> sql.Composed:
     )
 
 
+def _typed_keys(table: Table, header: list[str]) -> list[sql.Composed]:
+    """The landing row's key columns, cast to their raw types."""
+    return [
+        sql.SQL("nullif(btrim({}), '')::{}").format(
+            _landing(header.index(k) + 1), sql.SQL(table.column(k).data_type)
+        )
+        for k in table.primary_key
+    ]
+
+
+def _row_key(parts: list[sql.Composable]) -> sql.Composed:
+    return sql.SQL("concat_ws('/', {})").format(
+        sql.SQL(", ").join(sql.SQL("{}::text").format(p) for p in parts)
+    )
+
+
+def _row_hash(header: list[str]) -> sql.Composed:
+    """What the source returned for the row, control columns (the watermark) left out: a
+    save that changed nothing but the stamp is no change."""
+    content = [_landing(i + 1) for i, name in enumerate(header) if not name.startswith(CONTROL_PREFIX)]
+    return sql.SQL("md5(row({})::text)").format(sql.SQL(", ").join(content))
+
+
+def _skip_unchanged(conn: psycopg.Connection, spec: SourceTable, header: list[str], mapping_name: str) -> int:
+    """Take out of the landing table the rows identical to what was loaded for their key and is
+    still in raw. Returns how many."""
+    table = spec.table
+    typed = _typed_keys(table, header)
+    return conn.execute(
+        sql.SQL("""
+delete from pg_temp.landing l
+using audit.source_rows s
+where s.source_name = %(mapping)s and s.table_name = %(table)s
+    and s.row_key = {row_key} and s.row_hash = {row_hash}
+    and exists (select from {raw} r where {same_key})""").format(
+            row_key=_row_key(typed),
+            row_hash=_row_hash(header),
+            raw=sql.Identifier("raw", table.name),
+            same_key=sql.SQL(" and ").join(
+                sql.SQL("r.{} = {}").format(sql.Identifier(k), value)
+                for k, value in zip(table.primary_key, typed, strict=True)
+            ),
+        ),
+        {"mapping": mapping_name, "table": table.name},
+    ).rowcount
+
+
+def _remember_loaded(
+    conn: psycopg.Connection, spec: SourceTable, header: list[str], mapping_name: str, batch_id: int
+) -> None:
+    """Keep the hash of every landing row that was loaded (not quarantined)."""
+    conn.execute(
+        sql.SQL("""
+insert into audit.source_rows (source_name, table_name, row_key, row_hash)
+select distinct on (1, 2, 3) %(mapping)s, %(table)s, {row_key}, {row_hash}
+from pg_temp.landing l
+where not exists (select from audit.quarantine q where q.batch_id = %(batch)s and q.line_no = l._record)
+order by 1, 2, 3, l._record desc
+on conflict (source_name, table_name, row_key) do update set row_hash = excluded.row_hash""").format(
+            row_key=_row_key(_typed_keys(spec.table, header)), row_hash=_row_hash(header)
+        ),
+        {"mapping": mapping_name, "table": spec.table.name, "batch": batch_id},
+    )
+
+
 def _remove_rows(
     conn: psycopg.Connection,
     spec: SourceTable,
@@ -274,8 +350,15 @@ with gone as (
     insert into audit.source_deletions (batch_id, source_name, table_name, reason, record)
     select %(batch)s, %(mapping)s, %(table)s, %(reason)s, to_jsonb(gone) from gone
     returning 1
+), forgotten as (
+    delete from audit.source_rows s using gone
+    where s.source_name = %(mapping)s and s.table_name = %(table)s and s.row_key = {gone_key}
 )
-select count(*) from kept""").format(raw=sql.Identifier("raw", table.name), condition=condition),
+select count(*) from kept""").format(
+            raw=sql.Identifier("raw", table.name),
+            condition=condition,
+            gone_key=_row_key([sql.SQL("gone.{}").format(sql.Identifier(k)) for k in table.primary_key]),
+        ),
         {"mapping": mapping_name, "batch": batch_id, "table": table.name, "reason": reason},
     ).fetchone()[0]
 
@@ -290,12 +373,7 @@ def _remove_soft_deleted(
     table = spec.table
     keys = _key_table(conn, table, "soft_deleted_keys")
     flag = _landing(header.index(spec.deleted) + 1)
-    typed_keys = sql.SQL(", ").join(
-        sql.SQL("nullif(btrim({}), '')::{}").format(
-            _landing(header.index(k) + 1), sql.SQL(table.column(k).data_type)
-        )
-        for k in table.primary_key
-    )
+    typed_keys = sql.SQL(", ").join(_typed_keys(table, header))
     taken = conn.execute(
         sql.SQL("""
 with taken as (
@@ -358,14 +436,28 @@ from {raw} r join audit.batches b on b.batch_id = r._batch_id and b.mapping = %s
 class _Watermark:
     value: datetime | None
     reconciled_as_of: date | None
+    full_extracted_as_of: date | None
 
 
 def _watermark(conn: psycopg.Connection, mapping: DatabaseMapping, table: Table) -> _Watermark:
     row = conn.execute(
-        "select watermark, reconciled_as_of from audit.source_watermarks where source_name = %s and table_name = %s",
+        "select watermark, reconciled_as_of, full_extracted_as_of from audit.source_watermarks "
+        "where source_name = %s and table_name = %s",
         (mapping.name, table.name),
     ).fetchone()
-    return _Watermark(*row) if row else _Watermark(None, None)
+    return _Watermark(*row) if row else _Watermark(None, None, None)
+
+
+def _since(
+    mapping: DatabaseMapping, state: _Watermark, as_of_date: date, full_refresh: bool
+) -> datetime | None:
+    """Where this extract starts: nowhere (everything) on a full refresh, on the first run and
+    when a scheduled full extract is due; else the watermark less the look-back."""
+    if full_refresh or state.value is None or state.full_extracted_as_of is None:
+        return None
+    if (as_of_date - state.full_extracted_as_of).days >= mapping.full_extract_every_days:
+        return None
+    return state.value - timedelta(minutes=mapping.lookback_minutes)
 
 
 def _reconcile_due(spec: SourceTable, state: _Watermark, as_of_date: date, full_refresh: bool) -> bool:
@@ -414,7 +506,7 @@ class DatabaseExtractor:
         with connect(self.warehouse_url, autocommit=True) as conn:
             lock_batch_key(conn, batch_key)
             state = _watermark(conn, self.mapping, table)
-            since = None if full_refresh else state.value
+            since = _since(self.mapping, state, as_of_date, full_refresh)
             load_mapping = Mapping(name=self.mapping.name, targets=(Target(table=table, columns={}),))
             origin = f"{mask_url(self.source_url)} ({self.mapping.path.name}: {table.name})"
             result.batch_id = batch_id = begin_batch(conn, batch_key, origin, label, load_mapping, "", None)
@@ -471,16 +563,22 @@ class DatabaseExtractor:
             )
         ).fetchone()[0]
         soft_deleted, removed = _remove_soft_deleted(conn, spec, header, self.mapping.name, batch_id)
+        unchanged = _skip_unchanged(conn, spec, header, self.mapping.name)
         columns = {c: ColumnSource(column=c) for c in header if c in table.column_index}
         load_mapping = Mapping(name=self.mapping.name, targets=(Target(table=table, columns=columns),))
         notes = (
-            f"extracted {extracted} row(s) changed since {since}"
+            f"extracted {extracted} row(s) stamped after {since}"
             if since
             else f"extracted {extracted} row(s)"
         )
         if soft_deleted:
             notes += f"; {soft_deleted} soft-deleted in the source"
-        load_landing(conn, load_mapping, stream, batch_id, extracted - soft_deleted, result, notes)
+        if unchanged:
+            notes += f"; {unchanged} read again unchanged"
+        load_landing(
+            conn, load_mapping, stream, batch_id, extracted - soft_deleted - unchanged, result, notes
+        )
+        _remember_loaded(conn, spec, header, self.mapping.name, batch_id)
         reconciled = _reconcile_due(spec, state, as_of_date, full_refresh)
         if reconciled:
             removed += _reconcile(conn, source, spec, self.mapping, batch_id, self.progress)
@@ -492,14 +590,16 @@ class DatabaseExtractor:
         conn.execute(
             """
             insert into audit.source_watermarks as w
-                (source_name, table_name, watermark, last_batch_id, rows_extracted, reconciled_as_of)
-            values (%(source)s, %(table)s, %(watermark)s, %(batch)s, %(rows)s, %(reconciled)s)
+                (source_name, table_name, watermark, last_batch_id, rows_extracted, reconciled_as_of,
+                 full_extracted_as_of)
+            values (%(source)s, %(table)s, %(watermark)s, %(batch)s, %(rows)s, %(reconciled)s, %(full)s)
             on conflict (source_name, table_name) do update set
-                watermark = coalesce(excluded.watermark, w.watermark),
+                watermark = greatest(excluded.watermark, w.watermark),
                 last_batch_id = excluded.last_batch_id,
                 rows_extracted = excluded.rows_extracted,
                 extracted_at = now(),
-                reconciled_as_of = coalesce(excluded.reconciled_as_of, w.reconciled_as_of)""",
+                reconciled_as_of = coalesce(excluded.reconciled_as_of, w.reconciled_as_of),
+                full_extracted_as_of = coalesce(excluded.full_extracted_as_of, w.full_extracted_as_of)""",
             {
                 "source": self.mapping.name,
                 "table": table.name,
@@ -507,6 +607,7 @@ class DatabaseExtractor:
                 "batch": batch_id,
                 "rows": extracted,
                 "reconciled": as_of_date if reconciled else None,
+                "full": as_of_date if since is None else None,
             },
         )
 

@@ -39,7 +39,7 @@ shipments as (
 
 invoices as (
 
-    select * from {{ ref('stg_billing__invoices') }}
+    select * from {{ ref('int_billing__invoices') }}
 
 ),
 

@@ -29,7 +29,7 @@ products as (
 
 credit_notes as (
 
-    select * from {{ ref('stg_billing__credit_notes') }}
+    select * from {{ ref('int_billing__credit_notes') }}
     where credit_date <= {{ as_of_date() }}
 
 ),

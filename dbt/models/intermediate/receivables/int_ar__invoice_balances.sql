@@ -1,12 +1,13 @@
 -- Every posted invoice issued by the as-of date, with what settled it by that date.
 -- Open amount = amount - payments allocated (paid by the as-of date) - credit notes
--- (by the as-of date) - accepted deductions (on payments made by the as-of date).
+-- (by the as-of date) - accepted deductions (on payments made by the as-of date), in the
+-- company's currency (the *_amount columns) and in the invoice's own (*_document_amount).
 
 with
 
 invoices as (
 
-    select * from {{ ref('stg_billing__invoices') }}
+    select * from {{ ref('int_billing__invoices') }}
 
 ),
 
@@ -20,25 +21,25 @@ payments as not materialized (
 
     -- read twice (allocations, deductions): PostgreSQL would otherwise copy every payment
     -- into a temporary store first, about a tenth of this model's time
-    select * from {{ ref('stg_billing__payments') }}
+    select * from {{ ref('int_billing__payments') }}
 
 ),
 
 allocations as (
 
-    select * from {{ ref('stg_billing__payment_allocations') }}
+    select * from {{ ref('int_billing__payment_allocations') }}
 
 ),
 
 credit_notes as (
 
-    select * from {{ ref('stg_billing__credit_notes') }}
+    select * from {{ ref('int_billing__credit_notes') }}
 
 ),
 
 deductions as (
 
-    select * from {{ ref('stg_billing__payment_deductions') }}
+    select * from {{ ref('int_billing__payment_deductions') }}
 
 ),
 
@@ -53,6 +54,7 @@ paid as (
     select
         allocations.invoice_id,
         sum(allocations.allocated_amount) as paid_amount,
+        sum(allocations.allocated_document_amount) as paid_document_amount,
         max(payments.payment_date) as last_payment_date
     from allocations
     inner join payments on allocations.payment_id = payments.payment_id
@@ -66,6 +68,7 @@ credited as (
     select
         invoice_id,
         sum(credit_amount) as credited_amount,
+        sum(credit_document_amount) as credited_document_amount,
         max(credit_date) as last_credit_date
     from credit_notes
     where credit_date <= {{ as_of_date() }} and invoice_id is not null
@@ -78,6 +81,7 @@ deducted as (
     select
         deductions.invoice_id,
         sum(deductions.deduction_amount) as deducted_amount,
+        sum(deductions.deduction_document_amount) as deducted_document_amount,
         max(payments.payment_date) as last_deduction_date
     from deductions
     inner join payments on deductions.payment_id = payments.payment_id
@@ -97,6 +101,9 @@ balances as (
         invoices.invoice_id,
         invoices.invoice_number,
         invoices.customer_id,
+        invoices.company_id,
+        invoices.company_currency,
+        invoices.document_currency,
         invoices.invoice_date,
         coalesce(
             invoices.due_date,
@@ -108,6 +115,10 @@ balances as (
         cast(coalesce(paid.paid_amount, 0) as numeric(18, 2)) as paid_amount,
         cast(coalesce(credited.credited_amount, 0) as numeric(18, 2)) as credited_amount,
         cast(coalesce(deducted.deducted_amount, 0) as numeric(18, 2)) as deducted_amount,
+        invoices.document_amount as invoice_document_amount,
+        coalesce(paid.paid_document_amount, 0)
+            + coalesce(credited.credited_document_amount, 0)
+            + coalesce(deducted.deducted_document_amount, 0) as settled_document_amount,
         greatest(paid.last_payment_date, credited.last_credit_date, deducted.last_deduction_date)
             as last_settlement_date
     from invoices
@@ -126,9 +137,11 @@ final as (
     select
         *,
         cast(invoice_amount - paid_amount - credited_amount - deducted_amount as numeric(18, 2)) as open_amount,
+        cast(invoice_document_amount - settled_document_amount as numeric(18, 2)) as open_document_amount,
+        -- settled when nothing is owed in the invoice's own currency: a company-currency
+        -- rest of a foreign-currency invoice is an exchange difference, not a debt
         case
-            when invoice_amount - paid_amount - credited_amount - deducted_amount
-                < {{ policy('amount_tolerance') }}
+            when invoice_document_amount - settled_document_amount < {{ policy('amount_tolerance') }}
                 then last_settlement_date
         end as settled_date
     from balances

@@ -17,7 +17,7 @@ finding_texts as (
 
 deductions as (
 
-    select * from {{ ref('stg_billing__payment_deductions') }}
+    select * from {{ ref('int_billing__payment_deductions') }}
 
 ),
 

@@ -12,13 +12,13 @@ lines as (
 
 deductions as (
 
-    select * from {{ ref('stg_billing__payment_deductions') }}
+    select * from {{ ref('int_billing__payment_deductions') }}
 
 ),
 
 payments as (
 
-    select * from {{ ref('stg_billing__payments') }}
+    select * from {{ ref('int_billing__payments') }}
 
 ),
 

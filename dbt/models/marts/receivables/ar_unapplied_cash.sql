@@ -21,12 +21,16 @@ final as (
         {{ as_of_date() }} as as_of_date,
         unapplied.payment_id,
         unapplied.customer_id,
+        unapplied.company_id,
         customers.customer_name,
         customers.account_manager,
         unapplied.payment_date,
         unapplied.payment_amount,
         unapplied.applied_amount,
         unapplied.unapplied_amount,
+        unapplied.company_currency,
+        unapplied.document_currency,
+        unapplied.unapplied_document_amount,
         unapplied.unallocated_amount,
         unapplied.on_later_invoices_amount,
         unapplied.on_cancelled_invoices_amount,
@@ -34,7 +38,7 @@ final as (
         unapplied.unapplied_reason
     from unapplied
     left join customers on unapplied.customer_id = customers.customer_id
-    where unapplied.unapplied_amount >= {{ policy('amount_tolerance') }}
+    where unapplied.unapplied_document_amount >= {{ policy('amount_tolerance') }}
 
 )
 

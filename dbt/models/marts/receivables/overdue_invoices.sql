@@ -24,14 +24,14 @@ overdue as (
 
 escalated as (
 
-    select distinct on (overdue.invoice_id)
+    select distinct on (overdue.invoice_id, overdue.installment_no)
         overdue.*,
         levels.escalation_level,
         levels.escalation_label,
         levels.copy_finance_manager
     from overdue
     inner join levels on overdue.days_past_due >= levels.min_days_past_due
-    order by overdue.invoice_id, levels.min_days_past_due desc
+    order by overdue.invoice_id, overdue.installment_no, levels.min_days_past_due desc
 
 ),
 
@@ -46,9 +46,14 @@ final as (
         account_manager,
         account_manager_email,
         invoice_date,
+        installment_no,
+        installment_count,
         due_date,
         invoice_amount,
         open_amount,
+        company_currency,
+        document_currency,
+        open_document_amount,
         days_past_due,
         aging_bucket,
         escalation_level,

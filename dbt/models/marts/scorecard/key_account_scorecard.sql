@@ -18,7 +18,14 @@ grades as (
 
 aging as (
 
-    select * from {{ ref('ar_aging') }}
+    -- a customer's books in every company, in company currencies (companies share one)
+    select
+        customer_id,
+        sum(open_amount) as open_amount,
+        sum(overdue_amount) as overdue_amount,
+        max(oldest_days_past_due) as oldest_days_past_due
+    from {{ ref('ar_aging') }}
+    group by customer_id
 
 ),
 

@@ -13,7 +13,10 @@ renamed as (
         invoice_id,
         customer_id,
         credit_date,
-        amount as credit_amount,
+        company_id,
+        upper(btrim(currency)) as document_currency,
+        amount as credit_document_amount,
+        company_amount as booked_company_amount,
         reason as credit_reason
     from source
 

@@ -15,8 +15,10 @@ renamed as (
         order_id,
         invoice_date,
         due_date,
-        currency,
-        amount as invoice_amount,
+        company_id,
+        upper(btrim(currency)) as document_currency,
+        amount as document_amount,
+        company_amount as booked_company_amount,
         status as invoice_status
     from source
 

@@ -11,7 +11,10 @@ renamed as (
     select
         payment_id,
         invoice_id,
-        amount as allocated_amount
+        company_id,
+        upper(btrim(currency)) as document_currency,
+        amount as allocated_document_amount,
+        company_amount as booked_company_amount
     from source
 
 )

@@ -13,7 +13,10 @@ renamed as (
         payment_id,
         invoice_id,
         customer_id,
-        amount as deduction_amount,
+        company_id,
+        upper(btrim(currency)) as document_currency,
+        amount as deduction_document_amount,
+        company_amount as booked_company_amount,
         reason_code,
         claim_reference
     from source

@@ -12,7 +12,10 @@ renamed as (
         payment_id,
         customer_id,
         payment_date,
-        amount as payment_amount,
+        company_id,
+        upper(btrim(currency)) as document_currency,
+        amount as payment_document_amount,
+        company_amount as booked_company_amount,
         method as payment_method
     from source
 

@@ -14,6 +14,7 @@ renamed as (
         order_date,
         status as order_status,
         currency,
+        company_id,
         cancelled_date
     from source
 

@@ -14,7 +14,10 @@ renamed as (
         customer_id,
         ship_date,
         ship_to_region,
-        amount as shipment_amount
+        company_id,
+        -- the company-currency amount the source booked, else the amount (shipments are valued
+        -- at order prices, which are in the company's currency at every site so far)
+        coalesce(company_amount, amount) as shipment_amount
     from source
 
 )

@@ -133,6 +133,17 @@ create table if not exists audit.source_watermarks (
     reconciled_as_of  date,                  -- the as-of date of the last key reconciliation
     primary key (source_name, table_name)
 );
+alter table audit.source_watermarks add column if not exists full_extracted_as_of date;  -- the last whole extract
+
+-- What each row a database mapping loaded looked like (a hash of what the source returned): a
+-- row read again unchanged, as the look-back and full extracts read rows, is not loaded again.
+create table if not exists audit.source_rows (
+    source_name  text not null,
+    table_name   text not null,
+    row_key      text not null,
+    row_hash     text not null,
+    primary key (source_name, table_name, row_key)
+);
 
 create table if not exists audit.source_deletions (
     deletion_id       bigint generated always as identity primary key,
