@@ -95,6 +95,18 @@ class ErpNext:
     def child_name(self) -> str:
         return f"row-{next(self._names):05d}"
 
+    def child(self, doctype: str, parent_doctype: str, parent: str, field: str, idx: int, **values) -> None:
+        """A child table row, as Frappe stores one under its parent document."""
+        self.insert(
+            doctype,
+            name=self.child_name(),
+            parent=parent,
+            parenttype=parent_doctype,
+            parentfield=field,
+            idx=idx,
+            **values,
+        )
+
     def close(self) -> None:
         self.run(f"drop database if exists `{self.database}`")
         self.run(f"drop user if exists '{self.reader}'@'%'")
@@ -173,15 +185,14 @@ class ErpNext:
             per_delivered=100 * sum(d for *_, d in items) / max(sum(q for _, q, _, _ in items), 1),
         )
         for idx, (item, qty, rate, delivered) in enumerate(items, start=1):
-            self.insert(
+            self.child(
                 "Sales Order Item",
-                name=self.child_name(),
+                "Sales Order",
+                name,
+                "items",
+                idx,
                 modified=now,
                 docstatus=docstatus,
-                parent=name,
-                parenttype="Sales Order",
-                parentfield="items",
-                idx=idx,
                 item_code=item,
                 item_name=item,
                 qty=qty,
@@ -205,13 +216,12 @@ class ErpNext:
             grand_total=amount,
             base_grand_total=amount,
         )
-        self.insert(
+        self.child(
             "Delivery Note Item",
-            name=self.child_name(),
-            parent=name,
-            parenttype="Delivery Note",
-            parentfield="items",
-            idx=1,
+            "Delivery Note",
+            name,
+            "items",
+            1,
             against_sales_order=order,
         )
 
@@ -316,15 +326,14 @@ class ErpNext:
             status="Unpaid",
         )
         for idx, (item, qty, rate) in enumerate(items, start=1):
-            self.insert(
+            self.child(
                 "Sales Invoice Item",
-                name=self.child_name(),
+                "Sales Invoice",
+                name,
+                "items",
+                idx,
                 modified=now,
                 docstatus=docstatus,
-                parent=name,
-                parenttype="Sales Invoice",
-                parentfield="items",
-                idx=idx,
                 item_code=item,
                 item_name=item,
                 qty=qty,
@@ -335,15 +344,14 @@ class ErpNext:
                 incoming_rate=abs(rate) * 0.6,
             )
         for idx, (due_date, portion) in enumerate(schedule, start=1):
-            self.insert(
+            self.child(
                 "Payment Schedule",
-                name=self.child_name(),
+                "Sales Invoice",
+                name,
+                "payment_schedule",
+                idx,
                 modified=now,
                 docstatus=docstatus,
-                parent=name,
-                parenttype="Sales Invoice",
-                parentfield="payment_schedule",
-                idx=idx,
                 due_date=due_date,
                 invoice_portion=portion * 100,
                 payment_amount=round(total * portion, 2),
@@ -421,13 +429,12 @@ class ErpNext:
             mode_of_payment="Wire Transfer",
         )
         for idx, (invoice, amount) in enumerate(allocations.items(), start=1):
-            self.insert(
+            self.child(
                 "Payment Entry Reference",
-                name=self.child_name(),
-                parent=name,
-                parenttype="Payment Entry",
-                parentfield="references",
-                idx=idx,
+                "Payment Entry",
+                name,
+                "references",
+                idx,
                 reference_doctype="Sales Invoice",
                 reference_name=invoice,
                 allocated_amount=amount,
@@ -452,13 +459,12 @@ class ErpNext:
                 now,
             )
         for idx, (account, amount) in enumerate(deductions, start=1):
-            self.insert(
+            self.child(
                 "Payment Entry Deduction",
-                name=self.child_name(),
-                parent=name,
-                parenttype="Payment Entry",
-                parentfield="deductions",
-                idx=idx,
+                "Payment Entry",
+                name,
+                "deductions",
+                idx,
                 account=account,
                 cost_center="Main",
                 amount=amount,
@@ -503,13 +509,12 @@ class ErpNext:
             total_credit=sum(r[3] for r in rows),
         )
         for idx, (customer, invoice, debit, credit) in enumerate(rows, start=1):
-            self.insert(
+            self.child(
                 "Journal Entry Account",
-                name=self.child_name(),
-                parent=name,
-                parenttype="Journal Entry",
-                parentfield="accounts",
-                idx=idx,
+                "Journal Entry",
+                name,
+                "accounts",
+                idx,
                 account=f"Debtors - {self.companies[company][0]}"
                 if customer
                 else f"Bank - {self.companies[company][0]}",
@@ -653,19 +658,37 @@ class Odoo:
         }
         salesperson = self.insert("res_partner", name="Zhang Min", email="zhang.min@example.com")
         self.user = self.insert("res_users", login="zhang.min@example.com", partner_id=salesperson)
-        self.currency = self.insert("res_currency", name="CNY")
-        self.bank = self.insert("account_journal", code="BNK1", name='{"en_US": "Bank"}', type="bank")
+        self.currencies = {name: self.insert("res_currency", name=name) for name in ("CNY", "USD")}
+        self.currency = self.currencies["CNY"]
+        self.company = self.add_company("Kam Trading Shanghai", "CNY")
         self.outgoing = self.insert(
             "stock_picking_type", code="outgoing", name='{"en_US": "Delivery Orders"}'
         )
 
-    def partner(self, name: str, tag: str | None) -> int:
+    def add_company(self, name: str, currency: str) -> int:
+        company = self.insert("res_company", name=name, currency_id=self.currencies[currency])
+        self.receivable = getattr(self, "receivable", {})
+        self.receivable[company] = self.insert(
+            "account_account",
+            code="121000",
+            name='{"en_US": "Account Receivable"}',
+            account_type="asset_receivable",
+            company_id=company,
+        )
+        self.bank = getattr(self, "bank", {})
+        self.bank[company] = self.insert(
+            "account_journal", code="BNK1", name='{"en_US": "Bank"}', type="bank", company_id=company
+        )
+        return company
+
+    def partner(self, name: str, tag: str | None, parent: int | None = None, customer_rank: int = 1) -> int:
         now = self.clock.now()
         partner = self.insert(
             "res_partner",
             name=name,
             is_company=True,
-            customer_rank=1,
+            parent_id=parent,
+            customer_rank=customer_rank,
             user_id=self.user,
             state_id=self.state,
             country_id=self.country,
@@ -676,6 +699,19 @@ class Odoo:
         if tag:
             self.insert_rel(self.tags[tag], partner)
         return partner
+
+    def contact(self, name: str, company: int) -> int:
+        """A person at a customer company: Odoo bills the company (its commercial partner)."""
+        return self.insert(
+            "res_partner",
+            name=name,
+            is_company=False,
+            parent_id=company,
+            commercial_partner_id=company,
+            customer_rank=0,
+            user_id=self.user,
+            create_date=self.clock.now(),
+        )
 
     def insert_rel(self, category: int, partner: int) -> None:
         self.admin.execute(
@@ -691,6 +727,7 @@ class Odoo:
             "sale_order",
             name=f"S{self.clock.now():%H%M%S}",
             partner_id=partner,
+            company_id=self.company,
             date_order=datetime.combine(day, datetime.min.time()),
             state=state,
             invoice_status="to invoice",
@@ -717,6 +754,7 @@ class Odoo:
             "stock_picking",
             name=f"WH/OUT/{self.clock.now():%H%M%S}",
             partner_id=partner,
+            company_id=self.company,
             sale_id=order,
             picking_type_id=self.outgoing,
             state="done",
@@ -728,6 +766,38 @@ class Odoo:
             )
         return picking
 
+    def _receivable_line(
+        self,
+        move: int,
+        company: int,
+        partner: int,
+        day: date,
+        due: date,
+        amount_currency: float,
+        balance: float,
+        currency: int,
+    ) -> int:
+        return self.insert(
+            "account_move_line",
+            move_id=move,
+            company_id=company,
+            account_id=self.receivable[company],
+            partner_id=partner,
+            display_type="payment_term",
+            parent_state="posted",
+            date=day,
+            date_maturity=due,
+            currency_id=currency,
+            company_currency_id=self.currency,
+            debit=max(balance, 0),
+            credit=max(-balance, 0),
+            balance=balance,
+            amount_currency=amount_currency,
+            amount_residual=balance,
+            amount_residual_currency=amount_currency,
+            reconciled=False,
+        )
+
     def invoice(
         self,
         partner: int,
@@ -736,69 +806,190 @@ class Odoo:
         move_type: str = "out_invoice",
         reversed_entry: int | None = None,
         origin: str | None = None,
+        currency: str = "CNY",
+        rate: float = 1.0,
+        company: int | None = None,
+        terms: tuple = (),
     ) -> int:
         """lines: (product_id, qty, price). A posted customer invoice (or refund) with its
-        product lines and its receivable line, which payments reconcile against."""
-        total = sum(q * p for _, q, p in lines)
+        product lines and one receivable line per payment term ((due date, share), ...; one
+        line due in 30 days by default). Posting raises the customer's rank as Odoo does, by
+        SQL that leaves write_date alone."""
+        company = company or self.company
+        sign = 1 if move_type == "out_invoice" else -1
+        total = round(sum(q * p for _, q, p in lines), 2)
+        terms = terms or ((day + timedelta(days=30), 1.0),)
+        commercial = self.admin.execute(
+            "select coalesce(commercial_partner_id, id) from res_partner where id = %s", (partner,)
+        ).fetchone()[0]
         move = self.insert(
             "account_move",
-            name=f"{'INV' if move_type == 'out_invoice' else 'RINV'}/2026/{self.clock.now():%H%M%S}",
+            name=f"{'INV' if sign > 0 else 'RINV'}/2026/{self.clock.now():%H%M%S}",
             move_type=move_type,
             state="posted",
             partner_id=partner,
-            commercial_partner_id=partner,
+            commercial_partner_id=commercial,
+            company_id=company,
             date=day,
             invoice_date=day,
-            invoice_date_due=day + timedelta(days=30),
+            invoice_date_due=terms[-1][0],
             invoice_origin=origin,
-            currency_id=self.currency,
+            currency_id=self.currencies[currency],
             amount_total=total,
+            amount_total_signed=sign * round(total * rate, 2),
             amount_residual=total,
+            amount_residual_signed=sign * round(total * rate, 2),
             reversed_entry_id=reversed_entry,
         )
         for product, qty, price in lines:
             self.insert(
                 "account_move_line",
                 move_id=move,
+                company_id=company,
                 product_id=product,
                 quantity=qty,
                 price_unit=price,
                 price_total=qty * price,
                 display_type="product",
+                parent_state="posted",
             )
-        self.receivable_line = self.insert(
-            "account_move_line", move_id=move, display_type="payment_term", debit=total, credit=0
+        left, left_company = total, round(total * rate, 2)
+        for index, (due, share) in enumerate(terms):
+            last = index == len(terms) - 1
+            part = left if last else round(total * share, 2)
+            part_company = left_company if last else round(part * rate, 2)
+            left, left_company = round(left - part, 2), round(left_company - part_company, 2)
+            self._receivable_line(
+                move,
+                company,
+                commercial,
+                day,
+                due,
+                sign * part,
+                sign * part_company,
+                self.currencies[currency],
+            )
+        self.admin.execute(
+            "update res_partner set customer_rank = customer_rank + 1 where id = %s", (commercial,)
         )
         return move
 
-    def payment(self, partner: int, day: date, amount: float, reconcile: dict[int, float]) -> int:
-        """A posted inbound customer payment reconciled with invoices (invoice move -> amount)."""
+    def _lines_of(self, move: int) -> list[tuple]:
+        return self.admin.execute(
+            "select id, amount_residual, amount_residual_currency from account_move_line "
+            "where move_id = %s and account_id is not null and display_type = 'payment_term' order by date_maturity, id",
+            (move,),
+        ).fetchall()
+
+    def reconcile(self, credit_move: int, invoice: int, amount: float, rate: float | None = None) -> None:
+        """Match `amount` (the invoice's currency) of a credit (payment, refund, entry) with an
+        invoice, earliest terms first, keeping every residual as Odoo's reconciliation does."""
+        day = self.admin.execute("select date from account_move where id = %s", (credit_move,)).fetchone()[0]
+        credit_line = self._lines_of(credit_move)[0][0]
+        for line, residual, residual_currency in self._lines_of(invoice):
+            if amount <= 0:
+                break
+            part = min(float(residual_currency), amount)
+            if part <= 0:
+                continue
+            line_rate = float(residual) / float(residual_currency)
+            part_company = round(part * (line_rate if rate is None else rate), 2)
+            now = self.clock.now()
+            self.insert(
+                "account_partial_reconcile",
+                debit_move_id=line,
+                credit_move_id=credit_line,
+                amount=part_company,
+                debit_amount_currency=part,
+                credit_amount_currency=part,
+                company_id=self.company,
+                max_date=day,
+                write_date=now,
+            )
+            for changed, company_part, currency_part in (
+                (line, -part_company, -part),
+                (credit_line, part_company, part),
+            ):
+                self.admin.execute(
+                    "update account_move_line set amount_residual = amount_residual + %s, "
+                    "amount_residual_currency = amount_residual_currency + %s, "
+                    "reconciled = (amount_residual_currency + %s = 0), write_date = %s where id = %s",
+                    (company_part, currency_part, currency_part, now, changed),
+                )
+            amount = round(amount - part, 2)
+        for move in (invoice, credit_move):
+            self.admin.execute(
+                "update account_move set amount_residual = (select abs(sum(amount_residual_currency)) from account_move_line "
+                "where move_id = %s and display_type = 'payment_term'), write_date = %s where id = %s",
+                (move, self.clock.now(), move),
+            )
+
+    def payment(
+        self,
+        partner: int,
+        day: date,
+        amount: float,
+        reconcile: dict[int, float],
+        currency: str = "CNY",
+        rate: float = 1.0,
+        with_payment: bool = True,
+    ) -> int:
+        """A posted inbound customer payment (with_payment: an account.payment; without, an
+        entry of the bank reconciliation) reconciled with invoices (invoice move -> amount).
+        Returns the journal entry."""
         move = self.insert(
             "account_move",
-            name=f"PBNK1/2026/{self.clock.now():%H%M%S}",
+            name=f"{'PBNK1' if with_payment else 'BNK1'}/2026/{self.clock.now():%H%M%S}",
             move_type="entry",
             state="posted",
             partner_id=partner,
             commercial_partner_id=partner,
-            journal_id=self.bank,
+            company_id=self.company,
+            journal_id=self.bank[self.company],
             date=day,
+            currency_id=self.currencies[currency],
         )
-        payment_line = self.insert(
-            "account_move_line", move_id=move, display_type="payment_term", debit=0, credit=amount
+        self._receivable_line(
+            move,
+            self.company,
+            partner,
+            day,
+            day,
+            -amount,
+            -round(amount * rate, 2),
+            self.currencies[currency],
         )
-        payment = self.insert(
-            "account_payment", move_id=move, amount=amount, payment_type="inbound", partner_type="customer"
-        )
-        for invoice, allocated in reconcile.items():
-            invoice_line = self.admin.execute(
-                "select id from account_move_line where move_id = %s and display_type = 'payment_term'",
-                (invoice,),
-            ).fetchone()[0]
+        if with_payment:
             self.insert(
-                "account_partial_reconcile",
-                debit_move_id=invoice_line,
-                credit_move_id=payment_line,
-                amount=allocated,
-                max_date=day,
+                "account_payment",
+                move_id=move,
+                amount=amount,
+                payment_type="inbound",
+                partner_type="customer",
             )
-        return payment
+        for invoice, allocated in reconcile.items():
+            self.reconcile(move, invoice, allocated, rate)
+        return move
+
+    # -- what Odoo itself says is owed -----------------------------------------------------------
+
+    def outstanding(self) -> dict[str, tuple[float, float]]:
+        """Per posted invoice: the residual of its receivable lines, in its currency and the company's."""
+        found = self.admin.execute(
+            """select am.id::text, sum(aml.amount_residual_currency), sum(aml.amount_residual)
+               from account_move am join account_move_line aml on aml.move_id = am.id
+               join account_account acc on acc.id = aml.account_id and acc.account_type = 'asset_receivable'
+               where am.move_type = 'out_invoice' and am.state = 'posted' group by am.id"""
+        ).fetchall()
+        return {move: (float(document), float(company)) for move, document, company in found}
+
+    def balances(self) -> dict[tuple[str, str], float]:
+        """Per company and commercial partner: the receivable residual in the company's currency."""
+        found = self.admin.execute(
+            """select aml.company_id::text, p.commercial_partner_id::text, sum(aml.amount_residual)
+               from account_move_line aml join account_account acc on acc.id = aml.account_id
+               join account_move am on am.id = aml.move_id join res_partner p on p.id = aml.partner_id
+               where acc.account_type = 'asset_receivable' and am.state = 'posted'
+               group by 1, 2"""
+        ).fetchall()
+        return {(company, partner): float(amount) for company, partner, amount in found}

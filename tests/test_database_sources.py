@@ -32,26 +32,6 @@ SOURCE_TABLES = (
 NEXT_DAY = AS_OF + timedelta(days=1)
 
 
-@pytest.fixture
-def erpnext():
-    erp = ErpNext()
-    try:
-        erp.master_data()
-        yield erp
-    finally:
-        erp.close()
-
-
-@pytest.fixture
-def odoo():
-    erp = Odoo()
-    try:
-        erp.master_data()
-        yield erp
-    finally:
-        erp.close()
-
-
 def seed_erpnext(erp: ErpNext) -> None:
     erp.customer("CUST-00001", "Huadong Distribution", "Distributor")
     erp.customer("CUST-00002", "Jiahe Supermarkets", "Retail Chain")
@@ -101,7 +81,10 @@ def seed_odoo(erp: Odoo) -> dict[str, int]:
     paid = erp.invoice(wholesale, date(2026, 8, 6), [(501, 40, 25)])
     open_invoice = erp.invoice(market, date(2026, 9, 20), [(502, 8, 50)])
     refunded = erp.invoice(wholesale, date(2026, 10, 5), [(501, 10, 25)])
-    erp.invoice(wholesale, date(2026, 10, 8), [(501, 2, 25)], move_type="out_refund", reversed_entry=refunded)
+    refund = erp.invoice(
+        wholesale, date(2026, 10, 8), [(501, 2, 25)], move_type="out_refund", reversed_entry=refunded
+    )
+    erp.reconcile(refund, refunded, 50)
     erp.payment(wholesale, date(2026, 9, 5), 1000, {paid: 1000})
     erp.payment(market, date(2026, 10, 2), 150, {open_invoice: 150})
     return {
@@ -242,18 +225,19 @@ def test_odoo_extracts_only_what_changed(warehouse, odoo, tmp_path):
 
     first = extract_databases(warehouse, settings, AS_OF, sources)
     counts = raw_counts(warehouse)
+    # the refund is a credit note and, matched with the invoice it credits, a payment of it
     assert counts == {
-        "companies": 0,
+        "companies": 1,
         "customers": 2,
         "sales_orders": 1,
         "sales_order_lines": 2,
         "shipments": 1,
         "invoices": 3,
         "invoice_lines": 3,
-        "invoice_installments": 0,
+        "invoice_installments": 3,
         "credit_notes": 1,
-        "payments": 2,
-        "payment_allocations": 2,
+        "payments": 3,
+        "payment_allocations": 3,
         "payment_deductions": 0,
     }
     assert first["rows_loaded"] == sum(counts.values())
@@ -277,8 +261,13 @@ def test_odoo_extracts_only_what_changed(warehouse, odoo, tmp_path):
     odoo.write("account_move", ids["refunded"], state="draft")
     odoo.write("account_move", ids["open"], state="cancel")
     later = extract_databases(warehouse, settings, NEXT_DAY, sources)
-    # (the cancelled invoice's line is read again, unchanged: only the draft's line goes)
-    assert changed_rows(later) == {"invoices": 2, "invoice_lines": 1, "payment_allocations": 1}
+    # (the cancelled invoice's line and instalment are read again, unchanged: only the draft's go)
+    assert changed_rows(later) == {
+        "invoices": 2,
+        "invoice_lines": 1,
+        "invoice_installments": 1,
+        "payment_allocations": 2,
+    }
     with psycopg.connect(warehouse) as conn:
         statuses = dict(conn.execute("select invoice_id, status from raw.invoices").fetchall())
     assert statuses == {str(ids["paid"]): "posted", str(ids["open"]): "cancelled"}
@@ -286,8 +275,22 @@ def test_odoo_extracts_only_what_changed(warehouse, odoo, tmp_path):
     assert removed == {
         ("invoices", "missing_from_source"),
         ("invoice_lines", "missing_from_source"),
+        ("invoice_installments", "missing_from_source"),
         ("payment_allocations", "missing_from_source"),
     }
+
+
+def test_a_customer_made_by_its_first_invoice_is_extracted(warehouse, odoo, tmp_path):
+    """Posting a first invoice raises the partner's customer_rank by SQL that leaves its
+    write_date alone: the partner is taken when its invoices change."""
+    newcomer = odoo.partner("Ningbo Newcomer", None, customer_rank=0)
+    settings = make_settings(tmp_path, warehouse)
+    sources = {"odoo": odoo.url}
+    extract_databases(warehouse, settings, AS_OF, sources)
+    assert rows(warehouse, "select count(*) from raw.customers") == [(0,)]
+    odoo.invoice(newcomer, date(2026, 10, 20), [(501, 4, 25)])
+    extract_databases(warehouse, settings, AS_OF, sources)
+    assert rows(warehouse, "select customer_id from raw.customers") == [(str(newcomer),)]
 
 
 def test_a_reconciliation_that_would_empty_a_table_is_refused(warehouse, erpnext, tmp_path):

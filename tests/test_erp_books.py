@@ -1,9 +1,10 @@
-"""Receivables that equal the ERP's own outstanding: ERPNext books built on ERPNext's own
-tables (its DocTypes, tests/erp_schemas.py), posted the way ERPNext posts them, extracted by
-mappings/erpnext.yml and run through `kam run`. For every invoice the mart's open amount is
-the invoice's Payment Ledger sum, in the party account's currency and the company's; for
-every customer and company what the aging says is owed net of unapplied credit is the
-customer's ledger balance."""
+"""Receivables that equal the ERP's own outstanding. ERPNext books on ERPNext's own tables
+(built from its DocTypes, tests/erp_schemas.py), Odoo books on Odoo 17's tables, each posted
+the way the ERP posts them, extracted by mappings/<erp>.yml and run through `kam run`. For
+every invoice the mart's open amount is the ERP's (ERPNext: the Payment Ledger sum; Odoo: the
+residual of the receivable lines), in the invoice's currency and the company's; for every
+customer and company, what the aging says is owed net of unapplied credit is the customer's
+balance in the ERP."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import rows, run_kam
-from tests.erp_fixtures import ErpNext
+from tests.erp_fixtures import ErpNext, Odoo
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +23,37 @@ AS_OF = date(2026, 10, 31)
 EXPORT = "Kam Export"
 
 
-@pytest.fixture
-def erpnext():
-    erp = ErpNext()
-    try:
-        erp.master_data()
-        yield erp
-    finally:
-        erp.close()
+def open_by_invoice(url: str) -> dict[str, tuple[float, float]]:
+    """Per invoice (its instalments added up): open in its currency and the company's."""
+    found: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for invoice, document, company in rows(
+        url, "select invoice_id, open_document_amount, open_amount from marts.ar_open_items"
+    ):
+        found[invoice][0] += float(document)
+        found[invoice][1] += float(company)
+    return {
+        invoice: (round(document, 2), round(company, 2)) for invoice, (document, company) in found.items()
+    }
+
+
+def owed_by_book(url: str) -> dict[tuple[str, str], tuple[float, float, str]]:
+    """Per company and customer: open, unapplied credit, and the company's currency."""
+    return {
+        (company, customer): (float(open_amount), float(unapplied), currency)
+        for company, customer, open_amount, unapplied, currency in rows(
+            url,
+            "select company_id, customer_id, open_amount, unapplied_cash, company_currency from marts.ar_aging",
+        )
+    }
+
+
+def still_owed(outstanding: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    return {invoice: amounts for invoice, amounts in outstanding.items() if amounts[0] >= 0.01}
+
+
+def net(books: dict[tuple[str, str], tuple[float, float, str]], balances: dict) -> dict:
+    """The aging's open less unapplied credit, for the books the ERP has a balance in."""
+    return {key: round(owed[0] - owed[1], 2) for key, owed in books.items() if key in balances}
 
 
 def book(erp: ErpNext) -> None:
@@ -155,14 +179,8 @@ def test_erpnext_receivables_equal_its_payment_ledger(kam_env, warehouse, erpnex
     run_kam("run", "--date", AS_OF.isoformat(), env=env, check=True)
 
     assert rows(warehouse, "select count(*) from audit.quarantine") == [(0,)]
-    open_items: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for invoice, document, company in rows(
-        warehouse, "select invoice_id, open_document_amount, open_amount from marts.ar_open_items"
-    ):
-        open_items[invoice][0] += float(document)
-        open_items[invoice][1] += float(company)
-    erp_open = {invoice: amounts for invoice, amounts in erpnext.outstanding().items() if amounts[0] >= 0.01}
-    assert {i: tuple(round(a, 2) for a in amounts) for i, amounts in open_items.items()} == erp_open
+    erp_open = still_owed(erpnext.outstanding())
+    assert open_by_invoice(warehouse) == erp_open
     assert erp_open == {
         "ACC-SINV-2026-00001": (1000, 1000),  # the rounded total; the cancelled payment settles nothing
         "ACC-SINV-2026-00002": (600, 4260),  # dollars, and yuan at the invoice's rate
@@ -175,16 +193,9 @@ def test_erpnext_receivables_equal_its_payment_ledger(kam_env, warehouse, erpnex
         "ACC-SINV-2026-00011": (950, 950),
         "ACC-SINV-2026-00012": (2000, 2000),
     }
-
-    aging = {
-        (company, customer): (float(open_amount), float(unapplied), currency)
-        for company, customer, open_amount, unapplied, currency in rows(
-            warehouse,
-            "select company_id, customer_id, open_amount, unapplied_cash, company_currency from marts.ar_aging",
-        )
-    }
+    aging = owed_by_book(warehouse)
     balances = erpnext.balances()
-    assert {key: round(a[0] - a[1], 2) for key, a in aging.items() if key in balances} == balances
+    assert net(aging, balances) == balances
     assert aging[(EXPORT, "CUST-00001")] == (300, 0, "USD")
     assert aging[("Kam Trading", "CUST-00002")] == (4260 + 2000 + 700, 200, "CNY")  # the return's 200 left
     assert aging[("Kam Trading", "CUST-00001")][1] == 200  # the advance
@@ -217,3 +228,79 @@ def test_erpnext_receivables_equal_its_payment_ledger(kam_env, warehouse, erpnex
     assert deduction == [("Shortage Claims", 100)]
     assert allocation == (900,)  # the cash; the claim is counted once, as a deduction
     assert discount == (-50,)
+
+
+def odoo_book(erp: Odoo) -> dict[str, int]:
+    """One of each way Odoo settles an invoice (the names say which)."""
+    wholesale = erp.partner("Suzhou Wholesale", "Distributor")
+    branch = erp.partner("Suzhou Wholesale Wuxi", None, parent=wholesale)  # a company under a parent company
+    buyer = erp.contact("Li Lei", wholesale)
+    ids = {"wholesale": wholesale, "branch": branch}
+    ids["paid_in_part"] = erp.invoice(wholesale, date(2026, 8, 5), [(501, 40, 25)])
+    erp.payment(wholesale, date(2026, 9, 5), 400, {ids["paid_in_part"]: 400})
+    # settled in the bank reconciliation, with no account.payment
+    ids["bank_matched"] = erp.invoice(branch, date(2026, 8, 20), [(502, 10, 50)])
+    erp.payment(branch, date(2026, 9, 10), 500, {ids["bank_matched"]: 500}, with_payment=False)
+    # dollars, paid in part
+    ids["dollars"] = erp.invoice(wholesale, date(2026, 9, 1), [(501, 40, 25)], currency="USD", rate=7.1)
+    erp.payment(wholesale, date(2026, 9, 20), 300, {ids["dollars"]: 300}, currency="USD", rate=7.1)
+    # a refund matched with the invoice it credits, and one nobody matched yet
+    ids["refunded"] = erp.invoice(wholesale, date(2026, 9, 2), [(501, 32, 25)])
+    refund = erp.invoice(
+        wholesale, date(2026, 9, 12), [(501, 8, 25)], move_type="out_refund", reversed_entry=ids["refunded"]
+    )
+    erp.reconcile(refund, ids["refunded"], 200)
+    erp.invoice(wholesale, date(2026, 9, 15), [(501, 4, 25)], move_type="out_refund")
+    # two payment terms, the first overdue on the as-of date and paid in part
+    ids["two_terms"] = erp.invoice(
+        wholesale,
+        date(2026, 8, 1),
+        [(501, 80, 25)],
+        terms=((date(2026, 8, 31), 0.5), (date(2026, 11, 30), 0.5)),
+    )
+    erp.payment(wholesale, date(2026, 9, 1), 500, {ids["two_terms"]: 500})
+    # bought by a person at the customer, with a discount line, for two orders
+    ids["by_contact"] = erp.invoice(
+        buyer, date(2026, 10, 1), [(501, 10, 25), (999, 1, -20)], origin="S00012, S00013"
+    )
+    return ids
+
+
+def test_odoo_receivables_equal_its_residuals(kam_env, warehouse, odoo):
+    ids = odoo_book(odoo)
+    env = kam_env | {"KAM_DATABASE_SOURCES": "odoo=kam_odoo", "AIRFLOW_CONN_KAM_ODOO": odoo.url}
+    run_kam("run", "--date", AS_OF.isoformat(), env=env, check=True)
+
+    assert rows(warehouse, "select count(*) from audit.quarantine") == [(0,)]
+    erp_open = still_owed(odoo.outstanding())
+    assert open_by_invoice(warehouse) == erp_open
+    assert erp_open == {
+        str(ids["paid_in_part"]): (600, 600),
+        str(ids["dollars"]): (700, 4970),
+        str(ids["refunded"]): (600, 600),
+        str(ids["two_terms"]): (1500, 1500),
+        str(ids["by_contact"]): (230, 230),
+    }
+    aging = owed_by_book(warehouse)
+    balances = odoo.balances()
+    assert net(aging, balances) == balances
+    company = str(odoo.company)
+    assert aging[(company, str(ids["wholesale"]))][1] == 100  # the refund nobody matched
+    assert aging[(company, str(ids["branch"]))] == (0, 0, "CNY")  # a customer of its own, settled
+
+    assert rows(
+        warehouse,
+        "select installment_no, due_date, open_amount from marts.ar_open_items "
+        "where invoice_id = %s order by installment_no",
+        (str(ids["two_terms"]),),
+    ) == [(1, date(2026, 8, 31), 500), (2, date(2026, 11, 30), 1000)]
+    with psycopg.connect(warehouse) as conn:
+        contact_invoice = conn.execute(
+            "select customer_id from raw.invoices where invoice_id = %s", (str(ids["by_contact"]),)
+        ).fetchone()
+        discount = conn.execute(
+            "select amount from raw.invoice_lines where invoice_id = %s and product_id = '999'",
+            (str(ids["by_contact"]),),
+        ).fetchone()
+    assert contact_invoice == (str(ids["wholesale"]),)
+    assert discount == (-20,)

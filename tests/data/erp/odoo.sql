@@ -1,8 +1,14 @@
 -- The Odoo 17 tables and columns mappings/odoo.yml reads, with the ORM's names and types
--- (Many2one -> integer, Char -> varchar, translated Char -> jsonb, Monetary/Float -> numeric).
+-- (Many2one -> integer, Char -> varchar, translated Char -> jsonb, Monetary -> numeric,
+-- Float -> double precision unless it has digits). The receivable side follows Odoo's own
+-- books: every journal item on a receivable account carries its residual
+-- (amount_residual in the company's currency, amount_residual_currency in its own), which
+-- the reconciliation keeps current.
 create table res_country (id serial primary key, code varchar(2), name jsonb, write_date timestamp);
 create table res_country_state (
     id serial primary key, country_id integer, code varchar, name varchar, write_date timestamp);
+create table res_currency (id serial primary key, name varchar, write_date timestamp);
+create table res_company (id serial primary key, name varchar, currency_id integer, write_date timestamp);
 create table res_partner (
     id serial primary key, name varchar, parent_id integer, commercial_partner_id integer,
     customer_rank integer default 0, is_company boolean, active boolean default true, user_id integer,
@@ -11,32 +17,40 @@ create table res_partner_category (id serial primary key, name jsonb not null, w
 create table res_partner_res_partner_category_rel (
     category_id integer not null, partner_id integer not null, primary key (category_id, partner_id));
 create table res_users (id serial primary key, login varchar, partner_id integer, write_date timestamp);
-create table res_currency (id serial primary key, name varchar, write_date timestamp);
 create table sale_order (
-    id serial primary key, name varchar, partner_id integer, date_order timestamp, state varchar,
-    invoice_status varchar, currency_id integer, amount_total numeric, write_date timestamp);
+    id serial primary key, name varchar, partner_id integer, company_id integer, date_order timestamp,
+    state varchar, invoice_status varchar, currency_id integer, amount_total numeric, write_date timestamp);
 create table sale_order_line (
     id serial primary key, order_id integer, sequence integer, product_id integer, product_uom_qty numeric,
     price_unit numeric, qty_delivered numeric, display_type varchar, write_date timestamp);
 create table stock_picking_type (id serial primary key, code varchar, name jsonb, write_date timestamp);
 create table stock_picking (
-    id serial primary key, name varchar, partner_id integer, sale_id integer, picking_type_id integer,
-    state varchar, scheduled_date timestamp, date_done timestamp, write_date timestamp);
+    id serial primary key, name varchar, partner_id integer, company_id integer, sale_id integer,
+    picking_type_id integer, state varchar, scheduled_date timestamp, date_done timestamp, write_date timestamp);
 create table stock_move (
     id serial primary key, picking_id integer, sale_line_id integer, product_id integer,
     product_uom_qty numeric, state varchar, write_date timestamp);
-create table account_journal (id serial primary key, code varchar, name jsonb, type varchar, write_date timestamp);
+create table account_account (
+    id serial primary key, code varchar, name jsonb, account_type varchar, company_id integer,
+    write_date timestamp);
+create table account_journal (
+    id serial primary key, code varchar, name jsonb, type varchar, company_id integer, write_date timestamp);
 create table account_move (
     id serial primary key, name varchar, move_type varchar, state varchar, partner_id integer,
-    commercial_partner_id integer, journal_id integer, date date, invoice_date date, invoice_date_due date,
-    invoice_origin varchar, currency_id integer, amount_total numeric, amount_residual numeric,
+    commercial_partner_id integer, company_id integer, journal_id integer, date date, invoice_date date,
+    invoice_date_due date, invoice_origin varchar, currency_id integer, amount_total numeric,
+    amount_total_signed numeric, amount_residual numeric, amount_residual_signed numeric,
     reversed_entry_id integer, write_date timestamp);
 create table account_move_line (
-    id serial primary key, move_id integer, product_id integer, quantity numeric, price_unit numeric,
-    price_total numeric, display_type varchar, debit numeric, credit numeric, write_date timestamp);
+    id serial primary key, move_id integer, company_id integer, account_id integer, partner_id integer,
+    product_id integer, quantity numeric, price_unit numeric, price_total numeric, display_type varchar,
+    parent_state varchar, date date, date_maturity date, currency_id integer, company_currency_id integer,
+    debit numeric, credit numeric, balance numeric, amount_currency numeric, amount_residual numeric,
+    amount_residual_currency numeric, reconciled boolean, write_date timestamp);
 create table account_payment (
     id serial primary key, move_id integer not null, amount numeric, payment_type varchar,
     partner_type varchar, write_date timestamp);
 create table account_partial_reconcile (
-    id serial primary key, debit_move_id integer, credit_move_id integer, amount numeric, max_date date,
-    write_date timestamp);
+    id serial primary key, debit_move_id integer, credit_move_id integer, debit_currency_id integer,
+    credit_currency_id integer, amount numeric, debit_amount_currency numeric, credit_amount_currency numeric,
+    company_id integer, exchange_move_id integer, max_date date, write_date timestamp);
