@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.erp_schemas import erpnext_tables
+from tests.erp_schemas import erpnext_tables, odoo_tables
 
 DATA = Path(__file__).parent / "data" / "erp"
 MARIADB = ("127.0.0.1", 3306)
@@ -602,7 +602,7 @@ class Odoo:
                 )
             )
         self.admin = psycopg.connect(f"{server}/{self.database}", autocommit=True)
-        for statement in statements(DATA / "odoo.sql"):
+        for statement in statements(DATA / "odoo.sql") + odoo_tables():
             self.admin.execute(statement)
         for grant in (
             "grant connect on database {db} to {role}",
@@ -675,9 +675,25 @@ class Odoo:
             account_type="asset_receivable",
             company_id=company,
         )
+        self.income = getattr(self, "income", {})
+        self.income[company] = self.insert(
+            "account_account",
+            code="400000",
+            name='{"en_US": "Product Sales"}',
+            account_type="income",
+            company_id=company,
+        )
         self.bank = getattr(self, "bank", {})
         self.bank[company] = self.insert(
             "account_journal", code="BNK1", name='{"en_US": "Bank"}', type="bank", company_id=company
+        )
+        self.sales = getattr(self, "sales", {})
+        self.sales[company] = self.insert(
+            "account_journal",
+            code="INV",
+            name='{"en_US": "Customer Invoices"}',
+            type="sale",
+            company_id=company,
         )
         return company
 
@@ -830,6 +846,8 @@ class Odoo:
             partner_id=partner,
             commercial_partner_id=commercial,
             company_id=company,
+            journal_id=self.sales[company],
+            auto_post="no",
             date=day,
             invoice_date=day,
             invoice_date_due=terms[-1][0],
@@ -842,16 +860,27 @@ class Odoo:
             reversed_entry_id=reversed_entry,
         )
         for product, qty, price in lines:
+            amount = round(qty * price, 2)
+            balance = -sign * round(amount * rate, 2)  # income: credited on an invoice
             self.insert(
                 "account_move_line",
                 move_id=move,
                 company_id=company,
+                account_id=self.income[company],
                 product_id=product,
                 quantity=qty,
                 price_unit=price,
-                price_total=qty * price,
+                price_subtotal=amount,
+                price_total=amount,
                 display_type="product",
                 parent_state="posted",
+                date=day,
+                currency_id=self.currencies[currency],
+                company_currency_id=self.currency,
+                debit=max(balance, 0),
+                credit=max(-balance, 0),
+                balance=balance,
+                amount_currency=-sign * amount,
             )
         left, left_company = total, round(total * rate, 2)
         for index, (due, share) in enumerate(terms):
@@ -946,6 +975,7 @@ class Odoo:
             commercial_partner_id=partner,
             company_id=self.company,
             journal_id=self.bank[self.company],
+            auto_post="no",
             date=day,
             currency_id=self.currencies[currency],
         )

@@ -4,6 +4,11 @@ ERPNext: each DocType's stored fields (read from its DocType JSON) become a Mari
 way Frappe's schema builder makes one: `tab<DocType>`, Frappe's standard columns, its MariaDB
 type map, and its column defaults (numbers and checks are NOT NULL with a default, other
 fields default to the DocType's static default if it has one).
+
+Odoo: each model's stored fields (read from its Python source) become a PostgreSQL table the
+way Odoo's ORM makes one: the model's name with dots as underscores, the magic columns, each
+field type's column type, NOT NULL for required fields, Many2many relation tables and the
+model's SQL constraints.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from pathlib import Path
 
 ERPNEXT_DOCTYPES = Path(__file__).parent / "data" / "erp" / "erpnext"
+ODOO_MODELS = Path(__file__).parent / "data" / "erp" / "odoo"
 VARCHAR = "varchar(140)"
 
 # frappe/database/mariadb/database.py, MariaDBDatabase.setup_type_map
@@ -102,3 +108,60 @@ def erpnext_doctypes() -> list[dict]:
 
 def erpnext_tables() -> list[str]:
     return [frappe_table(doctype) for doctype in erpnext_doctypes()]
+
+
+# odoo/fields.py (17.0): each field class's column_type
+ODOO_COLUMN_TYPES = {
+    "boolean": "bool",
+    "integer": "int4",
+    "float": "float8",  # numeric when the field has digits
+    "monetary": "numeric",
+    "char": "varchar",
+    "text": "text",
+    "html": "text",
+    "date": "date",
+    "datetime": "timestamp",
+    "selection": "varchar",
+    "many2one": "int4",
+    "many2one_reference": "int4",
+    "reference": "varchar",
+    "json": "jsonb",
+    "properties": "jsonb",
+}
+
+
+def _odoo_column(field: dict) -> str:
+    column_type = ODOO_COLUMN_TYPES[field["type"]]
+    if field.get("digits"):
+        column_type = "numeric"
+    if field.get("translate"):
+        column_type = "jsonb"
+    return f"{field['name']} {column_type}" + (" not null" if field.get("required") else "")
+
+
+def odoo_table(model: dict) -> list[str]:
+    """CREATE TABLE for one model (and its Many2many relation tables), as Odoo creates them."""
+    columns = [
+        "id serial primary key",
+        "create_uid int4",
+        "create_date timestamp",
+        "write_uid int4",
+        "write_date timestamp",
+    ]
+    columns += [_odoo_column(field) for field in model["fields"]]
+    columns += [f"constraint {model['table']}_{constraint}" for constraint in model["constraints"]]
+    statements = ["create table {} (\n    {}\n)".format(model["table"], ",\n    ".join(columns))]
+    statements += [
+        f"create table {rel['relation']} ({rel['column1']} int4 not null, {rel['column2']} int4 not null, "
+        f"primary key ({rel['column1']}, {rel['column2']}))"
+        for rel in model["many2many"]
+    ]
+    return statements
+
+
+def odoo_tables() -> list[str]:
+    return [
+        statement
+        for path in sorted(ODOO_MODELS.glob("*.json"))
+        for statement in odoo_table(json.loads(path.read_text()))
+    ]

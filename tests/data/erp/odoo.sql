@@ -1,9 +1,7 @@
--- The Odoo 17 tables and columns mappings/odoo.yml reads, with the ORM's names and types
--- (Many2one -> integer, Char -> varchar, translated Char -> jsonb, Monetary -> numeric,
--- Float -> double precision unless it has digits). The receivable side follows Odoo's own
--- books: every journal item on a receivable account carries its residual
--- (amount_residual in the company's currency, amount_residual_currency in its own), which
--- the reconciliation keeps current.
+-- The Odoo 17 tables mappings/odoo.yml reads beside the ledger (account_move,
+-- account_move_line, account_partial_reconcile, built from Odoo's models: odoo/*.json), with
+-- the columns it reads under the ORM's names and types (Many2one -> integer, Char -> varchar,
+-- translated Char -> jsonb, Monetary -> numeric).
 create table res_country (id serial primary key, code varchar(2), name jsonb, write_date timestamp);
 create table res_country_state (
     id serial primary key, country_id integer, code varchar, name varchar, write_date timestamp);
@@ -35,22 +33,6 @@ create table account_account (
     write_date timestamp);
 create table account_journal (
     id serial primary key, code varchar, name jsonb, type varchar, company_id integer, write_date timestamp);
-create table account_move (
-    id serial primary key, name varchar, move_type varchar, state varchar, partner_id integer,
-    commercial_partner_id integer, company_id integer, journal_id integer, date date, invoice_date date,
-    invoice_date_due date, invoice_origin varchar, currency_id integer, amount_total numeric,
-    amount_total_signed numeric, amount_residual numeric, amount_residual_signed numeric,
-    reversed_entry_id integer, write_date timestamp);
-create table account_move_line (
-    id serial primary key, move_id integer, company_id integer, account_id integer, partner_id integer,
-    product_id integer, quantity numeric, price_unit numeric, price_total numeric, display_type varchar,
-    parent_state varchar, date date, date_maturity date, currency_id integer, company_currency_id integer,
-    debit numeric, credit numeric, balance numeric, amount_currency numeric, amount_residual numeric,
-    amount_residual_currency numeric, reconciled boolean, write_date timestamp);
 create table account_payment (
     id serial primary key, move_id integer not null, amount numeric, payment_type varchar,
     partner_type varchar, write_date timestamp);
-create table account_partial_reconcile (
-    id serial primary key, debit_move_id integer, credit_move_id integer, debit_currency_id integer,
-    credit_currency_id integer, amount numeric, debit_amount_currency numeric, credit_amount_currency numeric,
-    company_id integer, exchange_move_id integer, max_date date, write_date timestamp);
