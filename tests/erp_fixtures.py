@@ -653,10 +653,12 @@ class Odoo:
         self.state = self.insert("res_country_state", country_id=china, code="SH", name="Shanghai")
         self.country = china
         self.tags = {
-            tag: self.insert("res_partner_category", name=f'{{"en_US": "{tag}"}}')
+            tag: self.insert("res_partner_category", name=f'{{"en_US": "{tag}"}}', active=True)
             for tag in ("Distributor", "Retail Chain")
         }
-        salesperson = self.insert("res_partner", name="Zhang Min", email="zhang.min@example.com")
+        salesperson = self.insert(
+            "res_partner", name="Zhang Min", email="zhang.min@example.com", **self.PARTNER_DEFAULTS
+        )
         self.user = self.insert("res_users", login="zhang.min@example.com", partner_id=salesperson)
         self.currencies = {name: self.insert("res_currency", name=name) for name in ("CNY", "USD")}
         self.currency = self.currencies["CNY"]
@@ -697,14 +699,21 @@ class Odoo:
         )
         return company
 
+    # what the ORM's defaults put in a new partner (the columns have none)
+    PARTNER_DEFAULTS = {
+        "type": "contact",
+        "active": True,
+        "is_company": False,
+        "customer_rank": 0,
+        "supplier_rank": 0,
+    }
+
     def partner(self, name: str, tag: str | None, parent: int | None = None, customer_rank: int = 1) -> int:
         now = self.clock.now()
         partner = self.insert(
             "res_partner",
-            name=name,
-            is_company=True,
-            parent_id=parent,
-            customer_rank=customer_rank,
+            **self.PARTNER_DEFAULTS
+            | {"name": name, "is_company": True, "parent_id": parent, "customer_rank": customer_rank},
             user_id=self.user,
             state_id=self.state,
             country_id=self.country,
@@ -720,11 +729,10 @@ class Odoo:
         """A person at a customer company: Odoo bills the company (its commercial partner)."""
         return self.insert(
             "res_partner",
+            **self.PARTNER_DEFAULTS,
             name=name,
-            is_company=False,
             parent_id=company,
             commercial_partner_id=company,
-            customer_rank=0,
             user_id=self.user,
             create_date=self.clock.now(),
         )

@@ -7,13 +7,6 @@ create table res_country_state (
     id serial primary key, country_id integer, code varchar, name varchar, write_date timestamp);
 create table res_currency (id serial primary key, name varchar, write_date timestamp);
 create table res_company (id serial primary key, name varchar, currency_id integer, write_date timestamp);
-create table res_partner (
-    id serial primary key, name varchar, parent_id integer, commercial_partner_id integer,
-    customer_rank integer default 0, is_company boolean, active boolean default true, user_id integer,
-    state_id integer, country_id integer, email varchar, create_date timestamp, write_date timestamp);
-create table res_partner_category (id serial primary key, name jsonb not null, write_date timestamp);
-create table res_partner_res_partner_category_rel (
-    category_id integer not null, partner_id integer not null, primary key (category_id, partner_id));
 create table res_users (id serial primary key, login varchar, partner_id integer, write_date timestamp);
 create table sale_order (
     id serial primary key, name varchar, partner_id integer, company_id integer, date_order timestamp,
@@ -33,6 +26,3 @@ create table account_account (
     write_date timestamp);
 create table account_journal (
     id serial primary key, code varchar, name jsonb, type varchar, company_id integer, write_date timestamp);
-create table account_payment (
-    id serial primary key, move_id integer not null, amount numeric, payment_type varchar,
-    partner_type varchar, write_date timestamp);
