@@ -699,6 +699,8 @@ class Odoo:
         )
         return company
 
+    # the records of the modules a fresh database has (ids of uom.uom and stock.location)
+    UNIT, STOCK, CUSTOMERS = 1, 8, 5
     # what the ORM's defaults put in a new partner (the columns have none)
     PARTNER_DEFAULTS = {
         "type": "contact",
@@ -751,6 +753,8 @@ class Odoo:
             "sale_order",
             name=f"S{self.clock.now():%H%M%S}",
             partner_id=partner,
+            partner_invoice_id=partner,
+            partner_shipping_id=partner,
             company_id=self.company,
             date_order=datetime.combine(day, datetime.min.time()),
             state=state,
@@ -763,10 +767,16 @@ class Odoo:
                 "sale_order_line",
                 order_id=order,
                 sequence=10 * i,
+                name=f"[{product}] product {product}",
                 product_id=product,
+                product_uom=self.UNIT,
                 product_uom_qty=qty,
                 price_unit=price,
+                customer_lead=0,
                 qty_delivered=delivered,
+                company_id=self.company,
+                order_partner_id=partner,
+                state=state,
             )
             for i, (product, qty, price, delivered) in enumerate(lines, start=1)
         ]
@@ -780,13 +790,32 @@ class Odoo:
             partner_id=partner,
             company_id=self.company,
             sale_id=order,
+            move_type="direct",
+            location_id=self.STOCK,
+            location_dest_id=self.CUSTOMERS,
             picking_type_id=self.outgoing,
             state="done",
             date_done=datetime.combine(day, datetime.min.time()),
         )
         for sale_line, qty in moves:
+            product = self.admin.execute(
+                "select product_id from sale_order_line where id = %s", (sale_line,)
+            ).fetchone()[0]
             self.insert(
-                "stock_move", picking_id=picking, sale_line_id=sale_line, product_uom_qty=qty, state="done"
+                "stock_move",
+                name=f"product {product}",
+                picking_id=picking,
+                sale_line_id=sale_line,
+                product_id=product,
+                product_uom=self.UNIT,
+                product_uom_qty=qty,
+                quantity=qty,
+                date=datetime.combine(day, datetime.min.time()),
+                company_id=self.company,
+                location_id=self.STOCK,
+                location_dest_id=self.CUSTOMERS,
+                procure_method="make_to_stock",
+                state="done",
             )
         return picking
 
