@@ -136,27 +136,25 @@ def smtp_server():
     controller.stop()
 
 
-@pytest.fixture
-def erpnext():
-    """An ERPNext site's database on the machine's MariaDB (tests/erp_fixtures.py)."""
-    from tests.erp_fixtures import ErpNext
+def _erp(kind: str):
+    """A fresh ERP database with its master data (tests/erp_fixtures.py), dropped afterwards."""
+    import tests.erp_fixtures
 
-    erp = ErpNext()
+    erp = getattr(tests.erp_fixtures, kind)()
     try:
         erp.master_data()
         yield erp
     finally:
         erp.close()
+
+
+@pytest.fixture
+def erpnext():
+    """An ERPNext site's database on the machine's MariaDB."""
+    yield from _erp("ErpNext")
 
 
 @pytest.fixture
 def odoo():
-    """An Odoo 17 database on the machine's PostgreSQL (tests/erp_fixtures.py)."""
-    from tests.erp_fixtures import Odoo
-
-    erp = Odoo()
-    try:
-        erp.master_data()
-        yield erp
-    finally:
-        erp.close()
+    """An Odoo 17 database on the machine's PostgreSQL."""
+    yield from _erp("Odoo")

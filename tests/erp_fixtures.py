@@ -667,36 +667,32 @@ class Odoo:
             "stock_picking_type", code="outgoing", name='{"en_US": "Delivery Orders"}'
         )
 
+    # what each company gets: its receivable and sales accounts, its bank and sales journals
+    COMPANY_RECORDS = (
+        (
+            "receivable",
+            "account_account",
+            {"code": "121000", "name": '{"en_US": "Account Receivable"}', "account_type": "asset_receivable"},
+        ),
+        (
+            "income",
+            "account_account",
+            {"code": "400000", "name": '{"en_US": "Product Sales"}', "account_type": "income"},
+        ),
+        ("bank", "account_journal", {"code": "BNK1", "name": '{"en_US": "Bank"}', "type": "bank"}),
+        (
+            "sales",
+            "account_journal",
+            {"code": "INV", "name": '{"en_US": "Customer Invoices"}', "type": "sale"},
+        ),
+    )
+
     def add_company(self, name: str, currency: str) -> int:
         company = self.insert("res_company", name=name, currency_id=self.currencies[currency])
-        self.receivable = getattr(self, "receivable", {})
-        self.receivable[company] = self.insert(
-            "account_account",
-            code="121000",
-            name='{"en_US": "Account Receivable"}',
-            account_type="asset_receivable",
-            company_id=company,
-        )
-        self.income = getattr(self, "income", {})
-        self.income[company] = self.insert(
-            "account_account",
-            code="400000",
-            name='{"en_US": "Product Sales"}',
-            account_type="income",
-            company_id=company,
-        )
-        self.bank = getattr(self, "bank", {})
-        self.bank[company] = self.insert(
-            "account_journal", code="BNK1", name='{"en_US": "Bank"}', type="bank", company_id=company
-        )
-        self.sales = getattr(self, "sales", {})
-        self.sales[company] = self.insert(
-            "account_journal",
-            code="INV",
-            name='{"en_US": "Customer Invoices"}',
-            type="sale",
-            company_id=company,
-        )
+        for attribute, table, values in self.COMPANY_RECORDS:
+            if not hasattr(self, attribute):
+                setattr(self, attribute, {})
+            getattr(self, attribute)[company] = self.insert(table, **values, company_id=company)
         return company
 
     # the records of the modules a fresh database has (ids of uom.uom and stock.location)
