@@ -668,27 +668,34 @@ class Odoo:
         )
 
     # what each company gets: its receivable and sales accounts, its bank and sales journals
+    JOURNAL = {"invoice_reference_type": "invoice", "invoice_reference_model": "odoo"}
     COMPANY_RECORDS = (
         (
             "receivable",
             "account_account",
-            {"code": "121000", "name": '{"en_US": "Account Receivable"}', "account_type": "asset_receivable"},
+            {
+                "code": "121000",
+                "name": '{"en_US": "Account Receivable"}',
+                "account_type": "asset_receivable",
+                "reconcile": True,
+            },
         ),
         (
             "income",
             "account_account",
             {"code": "400000", "name": '{"en_US": "Product Sales"}', "account_type": "income"},
         ),
-        ("bank", "account_journal", {"code": "BNK1", "name": '{"en_US": "Bank"}', "type": "bank"}),
+        ("bank", "account_journal", {"code": "BNK1", "name": '{"en_US": "Bank"}', "type": "bank", **JOURNAL}),
         (
             "sales",
             "account_journal",
-            {"code": "INV", "name": '{"en_US": "Customer Invoices"}', "type": "sale"},
+            {"code": "INV", "name": '{"en_US": "Customer Invoices"}', "type": "sale", **JOURNAL},
         ),
     )
 
     def add_company(self, name: str, currency: str) -> int:
         company = self.insert("res_company", name=name, currency_id=self.currencies[currency])
+        self.company_currency = getattr(self, "company_currency", {}) | {company: self.currencies[currency]}
         for attribute, table, values in self.COMPANY_RECORDS:
             if not hasattr(self, attribute):
                 setattr(self, attribute, {})
@@ -837,7 +844,7 @@ class Odoo:
             date=day,
             date_maturity=due,
             currency_id=currency,
-            company_currency_id=self.currency,
+            company_currency_id=self.company_currency[company],
             debit=max(balance, 0),
             credit=max(-balance, 0),
             balance=balance,
@@ -909,7 +916,7 @@ class Odoo:
                 parent_state="posted",
                 date=day,
                 currency_id=self.currencies[currency],
-                company_currency_id=self.currency,
+                company_currency_id=self.company_currency[company],
                 debit=max(balance, 0),
                 credit=max(-balance, 0),
                 balance=balance,

@@ -132,6 +132,8 @@ ODOO_COLUMN_TYPES = {
 
 def _odoo_column(field: dict) -> str:
     column_type = ODOO_COLUMN_TYPES[field["type"]]
+    if field.get("size"):
+        column_type = f"varchar({field['size']})"
     if field.get("digits"):
         column_type = "numeric"
     if field.get("translate"):

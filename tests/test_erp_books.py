@@ -260,9 +260,14 @@ def odoo_book(erp: Odoo) -> dict[str, int]:
     )
     erp.payment(wholesale, date(2026, 9, 1), 500, {ids["two_terms"]: 500})
     # bought by a person at the customer, with a discount line, for two orders
+    ids["order"], _ = erp.sale_order(wholesale, date(2026, 9, 28), [(501, 10, 25, 10)])
+    (order_name,) = erp.admin.execute("select name from sale_order where id = %s", (ids["order"],)).fetchone()
     ids["by_contact"] = erp.invoice(
-        buyer, date(2026, 10, 1), [(501, 10, 25), (999, 1, -20)], origin="S00012, S00013"
+        buyer, date(2026, 10, 1), [(501, 10, 25), (999, 1, -20)], origin=f"{order_name}, S99999"
     )
+    # a second company, in its own currency
+    ids["hong_kong"] = erp.add_company("Kam Trading Hong Kong", "USD")
+    ids["in_hong_kong"] = erp.invoice(wholesale, date(2026, 10, 2), [(501, 12, 25)], company=ids["hong_kong"])
     return ids
 
 
@@ -280,6 +285,7 @@ def test_odoo_receivables_equal_its_residuals(kam_env, warehouse, odoo):
         str(ids["refunded"]): (600, 600),
         str(ids["two_terms"]): (1500, 1500),
         str(ids["by_contact"]): (230, 230),
+        str(ids["in_hong_kong"]): (300, 300),
     }
     aging = owed_by_book(warehouse)
     balances = odoo.balances()
@@ -287,6 +293,7 @@ def test_odoo_receivables_equal_its_residuals(kam_env, warehouse, odoo):
     company = str(odoo.company)
     assert aging[(company, str(ids["wholesale"]))][1] == 100  # the refund nobody matched
     assert aging[(company, str(ids["branch"]))] == (0, 0, "CNY")  # a customer of its own, settled
+    assert aging[(str(ids["hong_kong"]), str(ids["wholesale"]))] == (300, 0, "USD")
 
     assert rows(
         warehouse,
@@ -296,11 +303,11 @@ def test_odoo_receivables_equal_its_residuals(kam_env, warehouse, odoo):
     ) == [(1, date(2026, 8, 31), 500), (2, date(2026, 11, 30), 1000)]
     with psycopg.connect(warehouse) as conn:
         contact_invoice = conn.execute(
-            "select customer_id from raw.invoices where invoice_id = %s", (str(ids["by_contact"]),)
+            "select customer_id, order_id from raw.invoices where invoice_id = %s", (str(ids["by_contact"]),)
         ).fetchone()
         discount = conn.execute(
             "select amount from raw.invoice_lines where invoice_id = %s and product_id = '999'",
             (str(ids["by_contact"]),),
         ).fetchone()
-    assert contact_invoice == (str(ids["wholesale"]),)
+    assert contact_invoice == (str(ids["wholesale"]), str(ids["order"]))  # the first of its orders
     assert discount == (-20,)

@@ -151,9 +151,9 @@ def test_the_warehouse_stopping_mid_build_leaves_the_marts_and_the_retry_complet
 
 
 def server_binary(name: str) -> str:
-    from kam.local.embedded_server import _pg_bin
+    from kam.local.embedded_server import pg_bin
 
-    return _pg_bin(name)
+    return pg_bin(name)
 
 
 def test_smtp_down_makes_the_task_retry_and_every_message_goes_once(own_server):

@@ -6,6 +6,7 @@ import csv
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -227,6 +228,29 @@ def test_keys_seen_in_an_earlier_file_are_updated_not_duplicated(tmp_path, wareh
     ]
 
 
+def test_a_changed_file_replaces_only_rows_no_other_current_file_holds(tmp_path, warehouse):
+    """a.csv and b.csv both hold I0002; b.csv re-exported without it keeps the row (a.csv,
+    unchanged, still holds it), and b.csv's own rows it dropped go."""
+    loader = Loader(warehouse, progress=lambda m: None)
+    folder = tmp_path / "landing" / "billing" / "invoices"
+    a = write_invoices(folder / "a.csv", [invoice(1), invoice(2)])
+    b = write_invoices(folder / "b.csv", [invoice(2), invoice(3), invoice(4)])
+    loader.load_paths([a, b])
+    write_invoices(b, [invoice(3)])
+    (result,) = loader.load_paths([b])
+    assert result.status == "loaded" and "replaces batch" in result.message
+    assert rows(warehouse, "select invoice_id from raw.invoices order by 1") == [
+        ("I0001",),
+        ("I0002",),
+        ("I0003",),
+    ]
+    # I0002 belongs to a.csv's batch again: a later a.csv without it removes it
+    write_invoices(a, [invoice(1)])
+    loader.load_paths([a])
+    assert rows(warehouse, "select invoice_id from raw.invoices order by 1") == [("I0001",), ("I0003",)]
+    assert rows(warehouse, "select count(*) from audit.shared_rows") == [(0,)]
+
+
 def test_one_call_loads_tables_side_by_side_and_each_tables_files_in_order(tmp_path, warehouse):
     write_invoices(tmp_path / "1" / "invoices.csv", [invoice(1), invoice(2)])
     write_invoices(tmp_path / "2" / "invoices.csv", [invoice(2, status="cancelled")])
@@ -308,3 +332,31 @@ def test_hostile_header_names_are_data_not_sql(tmp_path, warehouse):
     (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path], mapping=load_mapping(mapping))
     assert result.status == "loaded" and result.rows_loaded == 1
     assert scalar(warehouse, "select count(*) from raw.invoices") == 0  # still exists
+
+
+def test_a_mapping_may_declare_a_decimal_comma_and_thousands_separator(tmp_path, warehouse):
+    """1.234,56 in a file that declares it is 1234.56; a number the declaration does not fit
+    is quarantined with the notation it should have had, never guessed."""
+    mapping = tmp_path / "european.yml"
+    mapping.write_text(
+        'decimal_separator: ","\nthousands_separator: "."\ntargets:\n  billing.payments:\n    columns:\n'
+        "      payment_id: id\n      customer_id: {value: C1}\n      payment_date: {value: '2026-01-01'}\n"
+        "      amount: betrag\n"
+    )
+    path = tmp_path / "zahlungen.csv"
+    path.write_text('id;betrag\nP1;"1.234,56"\nP2;"12,5"\nP3;"1,234.56"\nP4;"12.34"\n'.replace(";", ","))
+    (result,) = Loader(warehouse, progress=lambda m: None).load_paths([path], mapping=load_mapping(mapping))
+    assert result.rows_loaded == 2 and result.rows_quarantined == 2
+    assert rows(warehouse, "select payment_id, amount from raw.payments order by 1") == [
+        ("P1", Decimal("1234.56")),
+        ("P2", Decimal("12.50")),
+    ]
+    reasons = rows(warehouse, "select value, reason from audit.quarantine order by line_no")
+    assert [value for value, _ in reasons] == ["1,234.56", "12.34"]
+    assert all("',' before decimals and '.' between thousands" in reason for _, reason in reasons)
+
+    mapping.write_text(mapping.read_text().replace('thousands_separator: "."', 'thousands_separator: ","'))
+    with pytest.raises(
+        MappingError, match="thousands_separator ',' must be one of .* and differ from the decimal"
+    ):
+        load_mapping(mapping)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import psycopg
 
+from kam.local.embedded_server import SERVER_USER_WHEN_ROOT, EmbeddedServer, pg_bin
 from kam.warehouse.bootstrap import bootstrap
 from kam.warehouse.connect import connect
 from tests.conftest import rows, run_kam
@@ -66,3 +76,58 @@ def test_bootstrap_moves_the_gates_copies_to_gate_rows_and_indexes_publications(
         warehouse,
         "select indexname from pg_indexes where schemaname = 'audit' and tablename = 'publications' order by 1",
     ) == [("publications_day",), ("publications_pkey",)]
+
+
+def test_a_killed_server_nobody_reaped_is_seen_stopped_and_starts_again(tmp_path):
+    """A postmaster killed while its parent lives on without reaping it is a zombie: pg_ctl
+    still calls it running. The embedded server sees it dead, and starts at once."""
+    server = EmbeddedServer(tmp_path / "warehouse")
+    port = server.start().port
+    server.stop()
+    user = pwd.getpwnam(SERVER_USER_WHEN_ROOT) if os.geteuid() == 0 else None
+    # a parent that starts the server as its own child and never waits for it
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, os, subprocess, sys, time\n"
+            "ids = json.loads(sys.argv[1])\n"
+            "def become():\n"
+            "    if ids: os.setgid(ids[1]); os.setuid(ids[0])\n"
+            "child = subprocess.Popen(sys.argv[2:], preexec_fn=become, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(600)\n",
+            json.dumps([user.pw_uid, user.pw_gid] if user else []),
+            pg_bin("postgres"),
+            "-D",
+            str(server.pgdata),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-p",
+            str(port),
+            "-c",
+            "unix_socket_directories=",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        postmaster = int(parent.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not server.is_running():
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.1)
+        os.kill(postmaster, signal.SIGKILL)
+        stat = Path(f"/proc/{postmaster}/stat")
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the server did not die"
+            time.sleep(0.05)
+        assert not server.is_running()
+        state = server.start()
+        assert server.is_running()
+        with psycopg.connect(state.url()) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        parent.kill()
+        parent.wait()
+        server.stop()

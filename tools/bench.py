@@ -32,7 +32,7 @@ from kam import pipeline, transform
 from kam.constants import HISTORY_SCHEMA
 from kam.contract import Table, load_contract
 from kam.ingest.files import expand_paths
-from kam.local.embedded_server import EmbeddedServer, _pg_bin
+from kam.local.embedded_server import EmbeddedServer, pg_bin
 from kam.local.mail_catcher import MailCatcher
 from kam.quality.suites import EVENT_DATE_EXCLUSIONS
 from kam.settings import Settings
@@ -147,7 +147,7 @@ def _raw_copy_reference(url: str, landing: Path) -> int:
         table = load_contract()[path.parent.name]
         command = f"\\copy bench_copy.{table.name} ({', '.join(table.column_names)}) from '{path}' csv header"
         output = subprocess.run(
-            [_pg_bin("psql"), url, "-c", command], capture_output=True, text=True, check=True
+            [pg_bin("psql"), url, "-c", command], capture_output=True, text=True, check=True
         )
         rows += int(output.stdout.strip().split()[-1])
     return rows

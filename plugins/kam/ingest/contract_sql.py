@@ -4,12 +4,13 @@ contract (file, line, column, value, reason) and upserts the rest by key."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from kam.contract import Column, Table
-from kam.ingest.mappings import ISO_DATE_FORMAT, ColumnSource, Target, date_pattern
+from kam.ingest.mappings import ISO_DATE_FORMAT, ColumnSource, NumberFormat, Target, date_pattern
 
 QUARANTINED_VALUE_CHARS = 200
 PLAIN_DECIMAL = r"^[+-]?[0-9]+(\.[0-9]+)?$"
@@ -50,14 +51,40 @@ def _source_text(source: ColumnSource, positions: dict[str, int], trim: bool = T
 class ColumnSql:
     column: Column
     source: sql.Composable  # text as it came
-    value: sql.Composable  # text ready to cast (dates reformatted to ISO)
+    value: sql.Composable  # text ready to cast (dates reformatted to ISO, numbers to plain decimals)
     date_format: str | None
+    number_pattern: str = PLAIN_DECIMAL
+    number_notation: str = "digits with an optional sign and one decimal point; no spaces, exponents, hex, underscores, NaN or Infinity"
+
+
+def _number_sql(text: sql.Composable, number_format: NumberFormat) -> tuple[sql.Composable, str, str]:
+    """A declared number format: its pattern, and the text as a plain decimal."""
+    decimal, thousands = re.escape(number_format.decimal), number_format.thousands
+    grouped = f"|[0-9]{{1,3}}({re.escape(thousands)}[0-9]{{3}})+" if thousands else ""
+    pattern = f"^[+-]?([0-9]+{grouped})({decimal}[0-9]+)?$"
+    value = sql.SQL("replace({}, {}, '.')").format(
+        sql.SQL("replace({}, {}, '')").format(text, sql.Literal(thousands)) if thousands else text,
+        sql.Literal(number_format.decimal),
+    )
+    notation = (
+        f"digits with an optional sign, {number_format.decimal!r} before decimals"
+        + (f" and {thousands!r} between thousands" if thousands else "")
+        + " as the mapping declares; no exponents, hex, underscores, NaN or Infinity"
+    )
+    return value, pattern, notation
 
 
 def column_sql(column: Column, source: ColumnSource | None, positions: dict[str, int]) -> ColumnSql:
     text = (
         _source_text(source, positions, trim=column.data_type == "text") if source else sql.SQL("null::text")
     )
+    if (
+        source
+        and source.number_format
+        and (column.data_type == "integer" or column.data_type.startswith("numeric"))
+    ):
+        value, pattern, notation = _number_sql(text, source.number_format)
+        return ColumnSql(column, text, value, None, pattern, notation)
     if column.data_type != "date":
         return ColumnSql(column, text, text, None)
     date_format = (source.date_format if source else None) or ISO_DATE_FORMAT
@@ -123,16 +150,15 @@ def column_checks(
         checks.append(
             _Problem(
                 col,
-                sql.SQL("{} !~ {}").format(s, sql.Literal(PLAIN_DECIMAL)),
+                sql.SQL("{} !~ {}").format(s, sql.Literal(c.number_pattern)),
                 s,
-                "not a plain decimal number (digits with an optional sign and one decimal point;"
-                " no spaces, exponents, hex, underscores, NaN or Infinity)",
+                f"not a plain decimal number ({c.number_notation})",
             )
         )
         checks.append(
             _Problem(
                 col,
-                sql.SQL("{} ~ {}").format(s, sql.Literal(f"\\.[0-9]{{{scale}}}[0-9]*[1-9]")),
+                sql.SQL("{} ~ {}").format(v, sql.Literal(f"\\.[0-9]{{{scale}}}[0-9]*[1-9]")),
                 s,
                 f"more decimals than {col.data_type} keeps ({scale}): it would be rounded",
             )
@@ -232,6 +258,15 @@ select (select count(*) from inserted), (select count(*) from checked)""").forma
     )
 
 
+def row_key(parts: list[sql.Composable]) -> sql.Composed:
+    """A row's key as one text ('/' between its parts), as the audit tables keep it."""
+    return sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(part) for part in parts)
+
+
+def row_key_text(table: Table, alias: str | None = None) -> sql.Composed:
+    return row_key([sql.Identifier(alias, k) if alias else sql.Identifier(k) for k in table.primary_key])
+
+
 def target_statement(
     target: Target, header: list[str], batch_id: int, file_name: str, header_line: int
 ) -> sql.Composed:
@@ -242,7 +277,7 @@ def target_statement(
     typed, typed_list = names["typed"], names["typed_list"]
     key = [sql.Identifier(k) for k in table.primary_key]
     row_hash = sql.SQL("md5(row({})::text)").format(typed_list) if target.distinct else sql.SQL("''::text")
-    key_text = sql.SQL(" || '/' || ").join(sql.SQL("{}::text").format(k) for k in key)
+    key_text = row_key_text(table)
     header_keys = sql.Literal(header)
     header_values = sql.SQL(", ").join(
         sql.SQL("l.{}").format(landing_column(i + 1)) for i in range(len(header))
@@ -284,6 +319,13 @@ def target_statement(
     from verdict v join pg_temp.landing l on l._record = v._record
     where v.final_problems is not null
     returning 1
+), shared as (
+    insert into audit.shared_rows (table_name, row_key, batch_id, holder_batch_id)
+    select distinct {table_name}, {raw_key_text}, {batch}, r._batch_id
+    from {raw} r join verdict v on ({raw_key}) = ({verdict_key})
+    where v.is_loaded and r._batch_id <> {batch}
+    on conflict do nothing
+    returning 1
 ), loaded as (
     insert into {raw} ({typed_list}, _batch_id)
     select {typed_list}, {batch} from verdict where is_loaded
@@ -299,6 +341,9 @@ select (select count(*) from verdict), (select count(*) from loaded),
         distinct=sql.Literal(target.distinct),
         key_names=sql.Literal(",".join(table.primary_key)),
         key_text=key_text,
+        raw_key_text=row_key_text(table, "r"),
+        raw_key=sql.SQL(", ").join(sql.SQL("r.{}").format(k) for k in key),
+        verdict_key=sql.SQL(", ").join(sql.SQL("v.{}").format(k) for k in key),
         hl=sql.Literal(header_line),
         batch=sql.Literal(batch_id),
         file=sql.Literal(file_name),

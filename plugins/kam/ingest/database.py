@@ -46,6 +46,7 @@ from kam.ingest.batches import (
     lock_batch_key,
     unlock_batch_key,
 )
+from kam.ingest.contract_sql import row_key
 from kam.ingest.copy import copy_into_landing
 from kam.ingest.mappings import ColumnSource, Mapping, MappingError, Target, read_yaml
 from kam.ingest.readers import TabularStream, cell_text, rows_as_csv
@@ -272,12 +273,6 @@ def _typed_keys(table: Table, header: list[str]) -> list[sql.Composed]:
     ]
 
 
-def _row_key(parts: list[sql.Composable]) -> sql.Composed:
-    return sql.SQL("concat_ws('/', {})").format(
-        sql.SQL(", ").join(sql.SQL("{}::text").format(p) for p in parts)
-    )
-
-
 def _row_hash(header: list[str]) -> sql.Composed:
     """What the source returned for the row, control columns (the watermark) left out: a
     save that changed nothing but the stamp is no change."""
@@ -297,7 +292,7 @@ using audit.source_rows s
 where s.source_name = %(mapping)s and s.table_name = %(table)s
     and s.row_key = {row_key} and s.row_hash = {row_hash}
     and exists (select from {raw} r where {same_key})""").format(
-            row_key=_row_key(typed),
+            row_key=row_key(typed),
             row_hash=_row_hash(header),
             raw=sql.Identifier("raw", table.name),
             same_key=sql.SQL(" and ").join(
@@ -321,7 +316,7 @@ from pg_temp.landing l
 where not exists (select from audit.quarantine q where q.batch_id = %(batch)s and q.line_no = l._record)
 order by 1, 2, 3, l._record desc
 on conflict (source_name, table_name, row_key) do update set row_hash = excluded.row_hash""").format(
-            row_key=_row_key(_typed_keys(spec.table, header)), row_hash=_row_hash(header)
+            row_key=row_key(_typed_keys(spec.table, header)), row_hash=_row_hash(header)
         ),
         {"mapping": mapping_name, "table": spec.table.name, "batch": batch_id},
     )
@@ -357,7 +352,7 @@ with gone as (
 select count(*) from kept""").format(
             raw=sql.Identifier("raw", table.name),
             condition=condition,
-            gone_key=_row_key([sql.SQL("gone.{}").format(sql.Identifier(k)) for k in table.primary_key]),
+            gone_key=row_key([sql.SQL("gone.{}").format(sql.Identifier(k)) for k in table.primary_key]),
         ),
         {"mapping": mapping_name, "batch": batch_id, "table": table.name, "reason": reason},
     ).fetchone()[0]

@@ -7,7 +7,8 @@ value and reason) and upserts the rest by key. Landed = loaded + quarantined, al
 audit tables enforce it with CHECK constraints.
 
 Idempotent: an unchanged file (same checksum) is skipped; a changed file replaces the rows
-its earlier batch loaded; a failed file leaves nothing behind but a `failed` batch row.
+its earlier batch loaded, except rows another current file also holds (they go back to that
+file's batch); a failed file leaves nothing behind but a `failed` batch row.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kam.ingest.batches import (
     lock_batch_key,
     unlock_batch_key,
 )
+from kam.ingest.contract_sql import row_key_text
 from kam.ingest.copy import check_header, copy_error, copy_into_landing, insert_clean
 from kam.ingest.mappings import Mapping, contract_layout
 from kam.ingest.readers import FileRefused, open_tabular
@@ -243,12 +245,24 @@ class Loader:
         notes = ""
         if previous_batch is not None:
             for target in mapping.targets:
+                raw = sql.Identifier("raw", target.table.name)
+                # rows another current file held before this one loaded them go back to it
                 conn.execute(
-                    sql.SQL("delete from {} where _batch_id = %s").format(
-                        sql.Identifier("raw", target.table.name)
+                    sql.SQL("""
+update {raw} r set _batch_id = holder.batch_id
+from (
+    select distinct on (s.row_key) s.row_key, s.holder_batch_id as batch_id
+    from audit.shared_rows s join audit.batches b on b.batch_id = s.holder_batch_id
+    where s.batch_id = %(previous)s and s.table_name = %(table)s and b.status = 'loaded'
+    order by s.row_key, s.holder_batch_id desc
+) holder
+where r._batch_id = %(previous)s and {key} = holder.row_key""").format(
+                        raw=raw, key=row_key_text(target.table, "r")
                     ),
-                    (previous_batch,),
+                    {"previous": previous_batch, "table": target.table.name},
                 )
+                conn.execute(sql.SQL("delete from {} where _batch_id = %s").format(raw), (previous_batch,))
+            conn.execute("delete from audit.shared_rows where batch_id = %s", (previous_batch,))
             conn.execute(
                 "update audit.batches set status = 'superseded', finished_at = coalesce(finished_at, now()) "
                 "where batch_id = %s",

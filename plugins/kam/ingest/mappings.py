@@ -29,6 +29,14 @@ class MappingError(ValueError):
 
 
 @dataclass(frozen=True)
+class NumberFormat:
+    """How a file writes numbers: the decimal separator, and the thousands separator if any."""
+
+    decimal: str = "."
+    thousands: str | None = None
+
+
+@dataclass(frozen=True)
 class ColumnSource:
     """Where one contract column's value comes from. Exactly one of column/value/template."""
 
@@ -36,6 +44,7 @@ class ColumnSource:
     value: str | None = None
     template: str | None = None
     date_format: str | None = None
+    number_format: NumberFormat | None = None
 
     def file_columns(self) -> list[str]:
         if self.column is not None:
@@ -100,7 +109,9 @@ def date_pattern(date_format: str) -> tuple[str, str]:
     return f"^{regex}{suffix}$", f"\\{groups['yyyy']}-\\{groups['mm']}-\\{groups['dd']}"
 
 
-def _column_source(spec: object, where: str, default_date_format: str | None) -> ColumnSource:
+def _column_source(
+    spec: object, where: str, default_date_format: str | None, number_format: NumberFormat | None = None
+) -> ColumnSource:
     if isinstance(spec, str):
         spec = {"column": spec}
     if not isinstance(spec, dict):
@@ -128,6 +139,7 @@ def _column_source(spec: object, where: str, default_date_format: str | None) ->
         value=None if spec.get("value") is None else str(spec["value"]),
         template=None if template is None else str(template),
         date_format=spec.get("format", default_date_format),
+        number_format=number_format,
     )
 
 
@@ -150,7 +162,20 @@ def find_mapping(name_or_path: str, mappings_dir: Path) -> Path:
 MAPPING_MAX_BYTES = 1 << 20  # a mapping is a page of YAML; anything near this is not one
 # the encodings a file may declare, as the loader's readers name them
 DECLARABLE_ENCODINGS = ("utf-8", "utf8", "gb18030", "gbk", "latin-1")
-FILE_MAPPING_KEYS = {"name", "description", "date_format", "encoding", "delimiter", "sheet", "targets"}
+FILE_MAPPING_KEYS = {
+    "name",
+    "description",
+    "date_format",
+    "decimal_separator",
+    "thousands_separator",
+    "encoding",
+    "delimiter",
+    "sheet",
+    "targets",
+}
+# what a file may declare it writes numbers with (a space is a thin or a plain one)
+DECIMAL_SEPARATORS = (".", ",")
+THOUSANDS_SEPARATORS = (",", ".", " ", "\u00a0", "\u202f", "'")
 TARGET_KEYS = {"columns", "distinct"}
 
 
@@ -201,10 +226,30 @@ def _checked_options(path: Path, document: dict) -> dict:
     date_format = document.get("date_format")
     if date_format is not None:
         date_pattern(str(date_format))  # says what is wrong with it
+    number_format(path, document)  # says what is wrong with it
     for key in ("name", "description", "sheet"):
         if document.get(key) is not None and not isinstance(document[key], str | int):
             raise MappingError(f"mapping {path}: {key} must be text, not {type(document[key]).__name__}")
     return document
+
+
+def number_format(path: Path, document: dict) -> NumberFormat | None:
+    """The number format a mapping declares (decimal_separator, thousands_separator), checked;
+    None when it declares none (plain decimal notation)."""
+    decimal = document.get("decimal_separator", ".")
+    thousands = document.get("thousands_separator")
+    if decimal not in DECIMAL_SEPARATORS:
+        raise MappingError(
+            f"mapping {path}: decimal_separator {decimal!r} must be one of {DECIMAL_SEPARATORS}"
+        )
+    if thousands is not None and (thousands not in THOUSANDS_SEPARATORS or thousands == decimal):
+        raise MappingError(
+            f"mapping {path}: thousands_separator {thousands!r} must be one of {THOUSANDS_SEPARATORS} "
+            "and differ from the decimal separator"
+        )
+    if decimal == "." and thousands is None:
+        return None
+    return NumberFormat(decimal=decimal, thousands=thousands)
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -213,6 +258,7 @@ def load_mapping(path: Path) -> Mapping:
         raise MappingError(f"mapping {path}: needs a `targets:` section (raw table -> columns)")
     _checked_options(path, document)
     default_date_format = document.get("date_format")
+    numbers = number_format(path, document)
     targets = []
     for table_name, spec in document["targets"].items():
         try:
@@ -235,9 +281,13 @@ def load_mapping(path: Path) -> Mapping:
                     f"{where}: {column_name!r} is not a column of raw.{table.name}; "
                     f"known: {', '.join(table.column_names)}"
                 )
-            is_date = table.column(column_name).data_type == "date"
+            data_type = table.column(column_name).data_type
+            is_number = data_type == "integer" or data_type.startswith("numeric")
             columns[column_name] = _column_source(
-                column_spec, f"{where}, column {column_name}", default_date_format if is_date else None
+                column_spec,
+                f"{where}, column {column_name}",
+                default_date_format if data_type == "date" else None,
+                numbers if is_number else None,
             )
         if missing := [k for k in table.primary_key if k not in columns]:
             raise MappingError(f"{where}: the key column(s) {missing} must be mapped")

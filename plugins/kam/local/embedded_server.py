@@ -39,7 +39,7 @@ class EmbeddedServerError(RuntimeError):
     pass
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
     # Located without importing pgserver: its package import probes runtime directories.
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
@@ -129,7 +129,7 @@ class EmbeddedServer:
             return
         entry = self._server_user()
         traversable = stat.S_IXGRP | stat.S_IXOTH
-        for folder in [*self.pgdata.parents, *Path(_pg_bin("postgres")).parents]:
+        for folder in [*self.pgdata.parents, *Path(pg_bin("postgres")).parents]:
             if folder.exists() and (folder.stat().st_mode & traversable) != traversable:
                 folder.chmod(folder.stat().st_mode | traversable | stat.S_IRGRP | stat.S_IROTH)
         os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
@@ -151,7 +151,7 @@ class EmbeddedServer:
                 os.chown(pwfile.name, entry.pw_uid, entry.pw_gid)
             self._run(
                 [
-                    _pg_bin("initdb"),
+                    pg_bin("initdb"),
                     "-D",
                     str(self.pgdata),
                     "-U",
@@ -172,7 +172,7 @@ class EmbeddedServer:
             return False
         if self._postmaster_is_dead():
             return False
-        return self._run([_pg_bin("pg_ctl"), "status", "-D", str(self.pgdata)]).returncode == 0
+        return self._run([pg_bin("pg_ctl"), "status", "-D", str(self.pgdata)]).returncode == 0
 
     def _postmaster_is_dead(self) -> bool:
         """A killed server whose process nobody has reaped yet (a zombie) still answers
@@ -210,7 +210,7 @@ class EmbeddedServer:
             options += "".join(f" -c {name}={value}" for name, value in SERVER_SETTINGS.items())
             self._run(
                 [
-                    _pg_bin("pg_ctl"),
+                    pg_bin("pg_ctl"),
                     "start",
                     "-D",
                     str(self.pgdata),
@@ -248,7 +248,7 @@ class EmbeddedServer:
         with self._lock():
             if not self.is_running():
                 return False
-            self._run([_pg_bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60"])
+            self._run([pg_bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60"])
             return True
 
     def state(self) -> ServerState | None:

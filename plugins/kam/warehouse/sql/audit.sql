@@ -35,6 +35,17 @@ create table if not exists audit.batch_tables (
     constraint rows_add_up check (rows_produced = rows_loaded + rows_merged + rows_quarantined)
 );
 
+-- A row that a file loaded over a row another file's batch held: when the file is replaced
+-- and no longer has it, the row goes back to that batch instead of being deleted (a file
+-- replaces only rows no other current file holds).
+create table if not exists audit.shared_rows (
+    table_name       text   not null,
+    row_key          text   not null,
+    batch_id         bigint not null,  -- the batch that loaded the row over
+    holder_batch_id  bigint not null,  -- the batch that held it
+    primary key (batch_id, table_name, row_key, holder_batch_id)
+);
+
 create table if not exists audit.quarantine (
     quarantine_id     bigint generated always as identity primary key,
     batch_id          bigint not null references audit.batches on delete cascade,
