@@ -24,7 +24,8 @@ RECIPIENTS = Recipients()
 
 
 def publish_overdue(url: str, items: list[tuple]) -> None:
-    """A hand-made published marts.overdue_invoices (the alert side only reads it)."""
+    """A hand-made published marts.overdue_invoices and its headline figures (the alert side
+    only reads these)."""
     with psycopg.connect(url) as conn:
         conn.execute("create schema marts")
         conn.execute("""create table marts.overdue_invoices (
@@ -51,6 +52,16 @@ def publish_overdue(url: str, items: list[tuple]) -> None:
                     days >= 61,
                 ),
             )
+        # the headline figures the finance summary opens with, as the finance_kpis_daily mart holds them
+        conn.execute(
+            """create table marts.finance_kpis_daily as
+            select %s::date as as_of_date, 'main' as company_id, 'Main' as company_name, 'CNY' as company_currency,
+                   sum(open_amount) as total_receivables, sum(open_amount) as overdue_receivables,
+                   1.0 as overdue_share, 90.0 as dso_days, 0.8 as collection_rate_12m,
+                   0.0 as recoverable_fees_12m, 0 as customers_on_stop, 0.5 as key_account_revenue_share
+            from marts.overdue_invoices""",
+            (AS_OF,),
+        )
         conn.execute("insert into audit.publications (as_of_date, run_id) values (%s, 'test')", (AS_OF,))
 
 

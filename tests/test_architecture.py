@@ -14,8 +14,8 @@ PACKAGE = PROJECT_DIR / "plugins" / "kam"
 LAYERS = (
     ("kam.constants", "kam.settings", "kam.contract", "kam.processes"),
     ("kam.local.embedded_server", "kam.warehouse"),
-    ("kam.transform", "kam.ingest", "kam.quality", "kam.alerts", "kam.local.mail_catcher"),
-    ("kam.pipeline", "kam.report", "kam.local.runner"),
+    ("kam.transform", "kam.ingest", "kam.quality", "kam.headlines", "kam.alerts", "kam.local.mail_catcher"),
+    ("kam.pipeline", "kam.report", "kam.docs", "kam.local.runner"),
     ("kam.status", "kam.on_airflow"),
     ("kam.cli",),
 )

@@ -132,12 +132,11 @@ def test_a_wrong_mart_blocks_publishing_while_readers_keep_the_old_marts(publish
     (alert,) = inbox.messages
     assert alert["To"] == "data.engineering@example.com" and "Marts gate failed" in alert["Subject"]
     assert "ar_aging" in alert.get_body(("plain",)).get_content()
-    assert (
-        scalar(
-            url, "select count(*) from audit.validation_results where run_id = 'run-broken' and not success"
-        )
-        == 1
-    )
+    # the broken identity, and the headline figures that no longer agree with the aging
+    assert rows(
+        url,
+        "select suite from audit.validation_results where run_id = 'run-broken' and not success order by 1",
+    ) == [("marts.ar_aging",), ("marts.finance_kpis",)]
 
 
 def test_bad_raw_rows_are_stopped_before_anything_is_published(published, tmp_path):

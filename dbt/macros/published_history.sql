@@ -6,6 +6,8 @@
     published view built on it along. Views in `marts` may depend only on tables dbt never
     drops (the `snapshots` history and `audit`). -#}
 {% macro published_history(history, publications=none) %}
+{#- the run id is the history's bookkeeping, not a fact BI reads: every column but it -#}
+{%- set columns = adapter.get_columns_in_relation(history) | rejectattr('name', 'equalto', 'dbt_invocation_id') | list if execute else [] %}
 with
 
 publications as (
@@ -20,7 +22,12 @@ publications as (
 
 final as (
 
-    select history.*
+    select
+        {%- for column in columns %}
+        history.{{ adapter.quote(column.name) }}{{ "," if not loop.last }}
+        {%- else %}
+        history.*
+        {%- endfor %}
     from {{ history }} as history
     inner join publications
         on history.as_of_date = publications.as_of_date

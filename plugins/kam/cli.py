@@ -10,6 +10,7 @@ kam status                              what is published, the last runs, batche
 kam ui                                  Airflow's UI for the embedded instance on 127.0.0.1
 kam expectations generate               the raw GX suites from the contract
 kam report                              the HTML report of the published marts
+kam docs [--port N] [--no-serve]        dbt docs of the published marts, on 127.0.0.1
 (kam-dev generate|bench|demo: the developer tools, outside the runtime package)
 """
 
@@ -233,6 +234,35 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.docs import build_docs, docs_server, documented_marts
+    from kam.warehouse.connect import connect
+    from kam.warehouse.publish import current_as_of
+    from kam.warehouse.server import ready_warehouse
+
+    url = ready_warehouse(settings)
+    with connect(url) as conn:
+        published = current_as_of(conn)
+    if published is None:
+        _say("nothing is published yet, so the docs would have no marts: run kam run --date YYYY-MM-DD first")
+        return 1
+    _say(f"building dbt docs of the marts published as of {published} ...")
+    docs_dir = build_docs(url, settings, published, progress=_progress)
+    marts = documented_marts(docs_dir)
+    _say(
+        f"docs written to {docs_dir} ({len(marts)} published marts in the catalog; one page: static_index.html)"
+    )
+    if args.no_serve:
+        return 0
+    server = docs_server(docs_dir, args.port or 0)
+    _say(f"dbt docs: http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_withdraw(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
 
@@ -330,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write the HTML report of the published marts under KAM_HOME/report")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("docs", help="dbt docs of the published marts (columns, types, lineage), on 127.0.0.1")
+    p.add_argument("--port", type=int, help="default: a free port")
+    p.add_argument("--no-serve", action="store_true", help="build them under KAM_HOME/docs and stop")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("expectations", help="regenerate the raw GX suites from the contract")
     p.add_argument("action", choices=("generate",))

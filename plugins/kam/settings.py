@@ -108,6 +108,10 @@ class Settings:
         return self.home / "report"
 
     @property
+    def docs_dir(self) -> Path:
+        return self.home / "docs"
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 

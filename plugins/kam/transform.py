@@ -42,9 +42,12 @@ class DbtResult:
         return f"{built} models/seeds built, {tests} tests passed, {failed} failed"
 
 
-def dbt_env(url: str, settings: Settings) -> dict[str, str]:
+def dbt_env(
+    url: str, settings: Settings, marts_schema: str = MARTS_BUILD_SCHEMA, target_dir: Path | None = None
+) -> dict[str, str]:
     """The environment dbt's profile reads (dbt/profiles.yml). The password goes in a
-    DBT_ENV_SECRET_ variable, which dbt scrubs from its logs."""
+    DBT_ENV_SECRET_ variable, which dbt scrubs from its logs. `marts_schema` is where the
+    marts' nodes point: the build schema for a build, the published one for the docs."""
     parts = urlsplit(url)
     env = dict(os.environ)
     env.update(
@@ -56,12 +59,12 @@ def dbt_env(url: str, settings: Settings) -> dict[str, str]:
             "KAM_DB_NAME": parts.path.lstrip("/") or "postgres",
             "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
             "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
-            "DBT_TARGET_PATH": str(settings.dbt_target_dir),
+            "DBT_TARGET_PATH": str(target_dir or settings.dbt_target_dir),
             "DBT_LOG_PATH": str(settings.logs_dir / "dbt"),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DBT_PARTIAL_PARSE": "true",
             "DBT_USE_COLORS": "false",
-            "KAM_MARTS_BUILD_SCHEMA": MARTS_BUILD_SCHEMA,
+            "KAM_MARTS_BUILD_SCHEMA": marts_schema,
         }
     )
     return env
@@ -91,16 +94,19 @@ def run_dbt(
     settings: Settings,
     as_of_date: date | None = None,
     progress: Callable[[str], None] = print,
+    marts_schema: str = MARTS_BUILD_SCHEMA,
+    target_dir: Path | None = None,
 ) -> DbtResult:
     """Run a dbt command, streaming its output through `progress`."""
     dbt = Path(sys.executable).parent / "dbt"
-    env = dbt_env(url, settings)
+    target = target_dir or settings.dbt_target_dir
+    env = dbt_env(url, settings, marts_schema, target)
     if as_of_date is not None:
         env[AS_OF_DATE_VARIABLE] = as_of_date.isoformat()
-    settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     returncode = run_streaming(
         [str(dbt), *args], env, lambda line: progress(line.rstrip()), cwd=settings.dbt_project_dir
     )
-    outcome = read_run_results(settings.dbt_target_dir)
+    outcome = read_run_results(target)
     outcome.returncode = returncode
     return outcome

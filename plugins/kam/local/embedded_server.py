@@ -225,7 +225,22 @@ class EmbeddedServer:
             )
             if first_start:
                 self._create_project_role(state)
+            self._keep_server_databases_private(state)
             return state
+
+    def _keep_server_databases_private(self, state: ServerState) -> None:
+        """The server's own databases are for its superuser: without PUBLIC's CONNECT on them,
+        the BI role reaches the project's database only (the project role keeps out of other
+        databases it owns itself: kam.warehouse.roles). Idempotent, at every start."""
+        import psycopg
+        from psycopg import sql
+
+        admin_url = state.url(role=SUPERUSER, password=state.superuser_password, database="postgres")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            for database in ("postgres", "template1"):
+                conn.execute(
+                    sql.SQL("revoke connect on database {} from public").format(sql.Identifier(database))
+                )
 
     def _create_project_role(self, state: ServerState) -> None:
         import psycopg

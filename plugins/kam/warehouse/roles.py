@@ -70,8 +70,8 @@ def ensure_bi_role(url: str, settings: Settings) -> None:
         database = sql.Identifier(conn.execute("select current_database()").fetchone()[0])
         conn.execute(sql.SQL("grant connect on database {} to {}").format(database, role))
         conn.execute(sql.SQL("revoke create on schema public from {}").format(role))
-        # temporary tables are a privilege of PUBLIC by default: kept for the project role only,
-        # where it owns the database (elsewhere its administrator decides)
+        # temporary tables and the `public` schema are PUBLIC's by default: kept for the project
+        # role only, where it owns the database (elsewhere its administrator decides)
         owns = conn.execute(
             "select datdba = (select oid from pg_roles where rolname = current_user) from pg_database"
             " where datname = current_database()"
@@ -79,8 +79,37 @@ def ensure_bi_role(url: str, settings: Settings) -> None:
         if owns:
             conn.execute(sql.SQL("revoke temporary on database {} from public").format(database))
             conn.execute(sql.SQL("grant temporary on database {} to current_user").format(database))
+            # nothing of the project lives in `public`; PUBLIC's usage would let BI list it
+            conn.execute("revoke all on schema public from public")
+        keep_out_of_other_databases(conn)
         if schema_exists(conn, PUBLISHED_SCHEMA):
             grant_read(conn, PUBLISHED_SCHEMA)
+
+
+def keep_out_of_other_databases(conn: psycopg.Connection) -> None:
+    """CONNECT on a database is PUBLIC's by default and cannot be denied to one role: on
+    every other database this role may administer, PUBLIC's CONNECT is replaced by a grant
+    to each role that could connect before, except the BI role (nobody else loses access).
+    Databases it cannot administer are their administrator's (README, Connecting a BI tool)."""
+    role = bi_role_name()
+    databases = conn.execute(
+        "select datname from pg_database where datallowconn and datname <> current_database()"
+        " and (pg_has_role(current_user, datdba, 'member')"
+        "      or (select rolsuper from pg_roles where rolname = current_user))"
+        " and has_database_privilege(%s, datname, 'connect')",
+        (role,),
+    ).fetchall()
+    for (database,) in databases:
+        others = conn.execute(
+            "select rolname from pg_roles where rolcanlogin and rolname <> %s and not rolsuper"
+            " and has_database_privilege(rolname, %s, 'connect')",
+            (role, database),
+        ).fetchall()
+        name = sql.Identifier(database)
+        for (other,) in others:
+            conn.execute(sql.SQL("grant connect on database {} to {}").format(name, sql.Identifier(other)))
+        conn.execute(sql.SQL("revoke connect on database {} from public").format(name))
+        conn.execute(sql.SQL("revoke connect on database {} from {}").format(name, sql.Identifier(role)))
 
 
 def grant_read(conn: psycopg.Connection, schema: str) -> None:

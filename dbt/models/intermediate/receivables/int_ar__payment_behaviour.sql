@@ -34,8 +34,9 @@ due_12m as (
     -- of what fell due in the window: the share settled by the as-of date, and on time (within the grace days)
     select
         balances.customer_id,
+        sum(balances.invoice_amount) as due_amount_12m,
         sum(least(balances.invoice_amount, balances.paid_amount + balances.credited_amount + balances.deducted_amount))
-        / nullif(sum(balances.invoice_amount), 0) as collection_rate_12m,
+            as collected_amount_12m,
         sum(case
             when balances.settled_date <= balances.due_date + cast({{ policy('on_time_grace_days') }} as integer)
                 then balances.invoice_amount
@@ -54,7 +55,9 @@ final as (
     select
         coalesce(due_12m.customer_id, settled_12m.customer_id) as customer_id,
         settled_12m.weighted_avg_days_late_12m,
-        due_12m.collection_rate_12m,
+        due_12m.due_amount_12m,
+        due_12m.collected_amount_12m,
+        due_12m.collected_amount_12m / nullif(due_12m.due_amount_12m, 0) as collection_rate_12m,
         due_12m.on_time_ratio_12m,
         coalesce(due_12m.invoices_due_12m, 0) as invoices_due_12m
     from due_12m

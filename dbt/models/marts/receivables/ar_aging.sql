@@ -2,7 +2,7 @@
 -- shows under the default company): what is owed on the as-of date, by aging bucket, in the
 -- company's currency, and how the customer pays. The bucket columns come from the
 -- aging_buckets seed.
--- depends_on: {{ ref('aging_buckets') }}
+-- depends_on: {{ ref('aging_buckets') }}, {{ ref('customer_tiers') }} (the keys ar_aging_contract() adds)
 
 {%- set bucket_names = seed_column_values('aging_buckets', 'bucket_name', 'sort_order') %}
 
@@ -148,8 +148,7 @@ final as (
         coalesce(open_by_customer.open_invoice_count, 0) as open_invoice_count,
         open_by_customer.oldest_days_past_due,
         cast(coalesce(sales_12m.sales_12m, 0) as numeric(18, 2)) as sales_12m,
-        round(coalesce(open_by_customer.open_amount, 0) / nullif(sales_12m.sales_12m, 0)
-            * {{ policy('trailing_window_days') }}, 1) as dso_days,
+        {{ days_sales_outstanding('coalesce(open_by_customer.open_amount, 0)', 'sales_12m.sales_12m') }} as dso_days,
         round(behaviour.weighted_avg_days_late_12m, 1) as weighted_avg_days_late_12m,
         round(behaviour.collection_rate_12m, 4) as collection_rate_12m,
         round(coalesce(open_by_customer.open_amount, 0) / nullif(sales_12m.sales_12m, 0), 4) as ar_to_annual_sales,

@@ -1,0 +1,3 @@
+{{ config(materialized='view') }}
+
+{{ published_history(ref('finance_kpis_history')) }}
