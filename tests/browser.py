@@ -78,6 +78,15 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the field and type, as keystrokes do (a script setting .value bypasses
+        the page's own handlers)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
+
+    def click(self, selector: str) -> None:
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
     def wait_for(self, condition: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while not self.evaluate(f"Boolean({condition})"):
@@ -85,16 +94,20 @@ class Browser:
                 raise TimeoutError(f"the page never showed: {condition}")
             time.sleep(0.25)
 
-    def screenshot(self, path: Path) -> Path:
-        """The whole page, not only the window."""
+    def screenshot(self, path: Path, whole_page: bool = True) -> Path:
+        """The whole page, or only the window (an app that lays itself out to the window, as
+        Superset does, draws nothing in a capture grown beyond it)."""
         height = self.evaluate("document.documentElement.scrollHeight")
         width = self.evaluate("document.documentElement.scrollWidth")
-        data = self.call(
-            "Page.captureScreenshot",
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-        )["data"]
+        if not whole_page or height <= self.evaluate("window.innerHeight"):
+            data = self.call("Page.captureScreenshot", format="png")["data"]
+        else:
+            data = self.call(
+                "Page.captureScreenshot",
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+            )["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
         return path

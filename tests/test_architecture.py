@@ -15,7 +15,7 @@ LAYERS = (
     ("kam.constants", "kam.settings", "kam.contract", "kam.processes"),
     ("kam.local.embedded_server", "kam.warehouse"),
     ("kam.transform", "kam.ingest", "kam.quality", "kam.headlines", "kam.alerts", "kam.local.mail_catcher"),
-    ("kam.pipeline", "kam.report", "kam.docs", "kam.local.runner"),
+    ("kam.pipeline", "kam.report", "kam.docs", "kam.local.runner", "kam.local.superset"),
     ("kam.status", "kam.on_airflow"),
     ("kam.cli",),
 )

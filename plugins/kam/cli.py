@@ -11,6 +11,7 @@ kam ui                                  Airflow's UI for the embedded instance o
 kam expectations generate               the raw GX suites from the contract
 kam report                              the HTML report of the published marts
 kam docs [--port N] [--no-serve]        dbt docs of the published marts, on 127.0.0.1
+kam bi [--port N]                       Superset with the dashboards, on 127.0.0.1
 (kam-dev generate|bench|demo: the developer tools, outside the runtime package)
 """
 
@@ -263,6 +264,31 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bi(args: argparse.Namespace, settings: Settings) -> int:
+    from kam.local import superset
+    from kam.local.embedded_server import free_port
+    from kam.warehouse.server import ready_warehouse
+
+    if args.bundle_only:
+        bundle = superset.write_bundle(settings, ready_warehouse(settings), reader_host=args.reader_host)
+        _say(f"dashboards bundle written: {bundle} (superset import-dashboards --path {bundle.name})")
+        return 0
+    superset_home = superset.prepare(settings, ready_warehouse(settings), progress=_say)
+    port = args.port or free_port()
+    server = superset.serve(settings, superset_home, port)
+    try:
+        superset.wait_until_healthy(server, port)
+        _say(
+            f"Superset: http://127.0.0.1:{port}/ (user {superset.ADMIN}, password in "
+            f"{superset_home.home / 'secrets.json'} or KAM_SUPERSET_ADMIN_PASSWORD); Ctrl-C stops"
+        )
+        server.wait()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return 0
+
+
 def cmd_withdraw(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
 
@@ -365,6 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="default: a free port")
     p.add_argument("--no-serve", action="store_true", help="build them under KAM_HOME/docs and stop")
     p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("bi", help="Apache Superset with the dashboards, on 127.0.0.1 (installs it once)")
+    p.add_argument("--port", type=int, help="default: a free port")
+    p.add_argument(
+        "--bundle-only", action="store_true", help="write the dashboards bundle and stop (compose)"
+    )
+    p.add_argument(
+        "--reader-host", help="with --bundle-only: host:port of the warehouse as Superset reaches it"
+    )
+    p.set_defaults(func=cmd_bi)
 
     p = sub.add_parser("expectations", help="regenerate the raw GX suites from the contract")
     p.add_argument("action", choices=("generate",))
