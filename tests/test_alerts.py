@@ -12,11 +12,12 @@ import pytest
 
 from kam.alerts.delivery import Smtp, deliver
 from kam.alerts.finance_summary import finance_summary_message
-from kam.alerts.overdue import overdue_messages
+from kam.alerts.manager_daily import manager_daily_messages
 from kam.local.embedded_server import free_port
 from kam.local.mail_catcher import MailCatcher
 from kam.pipeline import StepFailed, send_alerts
 from kam.settings import Recipients
+from tests.browser import Browser
 from tests.conftest import make_settings, rows, scalar
 
 AS_OF = date(2026, 6, 30)
@@ -24,19 +25,21 @@ RECIPIENTS = Recipients()
 
 
 def publish_overdue(url: str, items: list[tuple]) -> None:
-    """A hand-made published marts.overdue_invoices and its headline figures (the alert side
-    only reads these)."""
+    """A hand-made published marts.overdue_invoices, empty stop and review lists, and the
+    headline figures (the alert side only reads these marts)."""
     with psycopg.connect(url) as conn:
         conn.execute("create schema marts")
         conn.execute("""create table marts.overdue_invoices (
             as_of_date date, invoice_id text, invoice_number text, customer_id text, customer_name text,
-            account_manager text, account_manager_email text, invoice_date date, due_date date,
-            invoice_amount numeric(18,2), open_amount numeric(18,2), days_past_due int, aging_bucket text,
-            escalation_level int, escalation_label text, copy_finance_manager boolean)""")
+            account_manager text, account_manager_email text, contact_name text, contact_phone text,
+            contact_email text, last_payment_date date, last_payment_amount numeric(18,2), invoice_date date,
+            installment_no int, due_date date, invoice_amount numeric(18,2), open_amount numeric(18,2),
+            company_currency text, days_past_due int, aging_bucket text, escalation_level int,
+            escalation_label text, copy_finance_manager boolean)""")
         for n, (customer, name, manager, manager_email, days, amount) in enumerate(items):
             conn.execute(
-                "insert into marts.overdue_invoices values (%s, %s, %s, %s, %s, %s, %s, '2026-01-01', '2026-02-01',"
-                " %s, %s, %s, '1_30', %s, 'level', %s)",
+                "insert into marts.overdue_invoices values (%s, %s, %s, %s, %s, %s, %s, %s, '+86 21 5555 0000',"
+                " %s, '2026-05-01', 12.50, '2026-01-01', 1, '2026-02-01', %s, %s, 'CNY', %s, '1_30', %s, 'level', %s)",
                 (
                     AS_OF,
                     f"I{n}",
@@ -45,6 +48,8 @@ def publish_overdue(url: str, items: list[tuple]) -> None:
                     name,
                     manager,
                     manager_email,
+                    f"Contact of {customer}",
+                    f"ap.{customer.lower()}@example.com",
                     amount,
                     amount,
                     days,
@@ -52,6 +57,15 @@ def publish_overdue(url: str, items: list[tuple]) -> None:
                     days >= 61,
                 ),
             )
+        conn.execute("""create table marts.stop_shipments (
+            account_manager text, account_manager_email text, customer_id text, customer_name text,
+            stop_reason text, stop_reason_detail text, credit_grade text, credit_limit numeric(18,2),
+            exposure numeric(18,2), amount_over_limit numeric(18,2), oldest_overdue_invoice_number text,
+            oldest_days_past_due int, stop_since_date date)""")
+        conn.execute("""create table marts.credit_grades (
+            account_manager text, account_manager_email text, customer_id text, customer_name text,
+            credit_grade text, is_key_account boolean, last_review_date date, next_review_date date,
+            is_review_due boolean, is_review_overdue boolean, credit_limit numeric(18,2))""")
         # the headline figures the finance summary opens with, as the finance_kpis_daily mart holds them
         conn.execute(
             """create table marts.finance_kpis_daily as
@@ -88,26 +102,59 @@ def test_each_manager_gets_only_their_customers_even_with_lookalike_names(wareho
     inbox, smtp = smtp_server
     publish_overdue(warehouse, LOOKALIKES)
     with psycopg.connect(warehouse) as conn:
-        messages = overdue_messages(conn, AS_OF, RECIPIENTS)
+        messages = manager_daily_messages(conn, AS_OF, RECIPIENTS)
     deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
     by_recipient = {m["To"]: m for m in inbox.messages}
-    assert set(by_recipient) == {"ann@example.com", "bob@example.com"}
+    assert set(by_recipient) == {"ann@example.com", "bob@example.com", "finance.manager@example.com"}
     ann_csv = by_recipient["ann@example.com"].get_payload()[1].get_content()
     bob_csv = by_recipient["bob@example.com"].get_payload()[1].get_content()
     assert "C1" in ann_csv and "C3" in ann_csv and "C2" not in ann_csv
     assert "C2" in bob_csv and "C1" not in bob_csv and "C3" not in bob_csv
-    assert by_recipient["bob@example.com"]["Cc"] == "finance.manager@example.com"  # 70 days: escalated
-    assert by_recipient["ann@example.com"]["Cc"] is None
+    assert by_recipient["bob@example.com"]["Cc"] is None and by_recipient["ann@example.com"]["Cc"] is None
+    # the finance manager sees only the customer at the escalation level that needs them (70 days)
+    escalated = by_recipient["finance.manager@example.com"].get_payload()[1].get_content()
+    assert "C2" in escalated and "C1" not in escalated and "C3" not in escalated
     assert "2 overdue invoices, 150.00 overdue" in by_recipient["ann@example.com"]["Subject"]
-    ann_lines = ann_csv.splitlines()
-    assert ann_lines[1].startswith("ACME TRADING LTD") and "40" in ann_lines[1]  # oldest first
+    ann = by_recipient["ann@example.com"].get_body(("html",)).get_content()
+    # grouped by customer, the largest amount first, each with its contact and a subtotal
+    assert ann.index("data-customer='C1'") < ann.index("data-subtotal='C1'") < ann.index("data-customer='C3'")
+    assert "Contact of C1, +86 21 5555 0000, ap.c1@example.com" in ann
+    assert "CNY 100.00" in ann and "CNY 50.00" in ann and "last paid 2026-05-01: CNY 12.50" in ann
+
+
+def test_a_managers_daily_message_reads_as_groups_with_subtotals_in_a_browser(warehouse, tmp_path):
+    """Rendered in Chromium as a mail client would show it, and photographed."""
+    publish_overdue(warehouse, LOOKALIKES + [("C4", "Dalian Ocean Foods", "Ann", "ann@example.com", 95, 800)])
+    with psycopg.connect(warehouse) as conn:
+        messages = manager_daily_messages(conn, AS_OF, RECIPIENTS)
+    for message in messages:
+        page = tmp_path / f"{message.alert_type}_{message.to[0]}.html"
+        page.write_text(message.html, encoding="utf-8")
+        with Browser(tmp_path / f"profile-{page.stem}", width=1000, height=800) as browser:
+            browser.open(page.as_uri())
+            groups = browser.evaluate(
+                "[...document.querySelectorAll('tr[data-customer]')].map(r => r.dataset.customer)"
+            )
+            subtotals = browser.evaluate(
+                "[...document.querySelectorAll('tr[data-subtotal]')].map(r => [r.dataset.subtotal, r.innerText])"
+            )
+            contacts = browser.evaluate(
+                "[...document.querySelectorAll('[data-contact]')].map(c => c.innerText)"
+            )
+            browser.screenshot(tmp_path / "screenshots" / f"{page.stem}.png")
+        assert groups and [g for g, _ in subtotals] == groups  # every group closes with its subtotal
+        assert all(c.startswith("Contact of ") for c in contacts)
+        if message.to == ("ann@example.com",):
+            assert groups == ["C4", "C1", "C3"]  # the largest amount first
+            assert "CNY 800.00" in subtotals[0][1]
+    assert len(list((tmp_path / "screenshots").glob("*.png"))) == len(messages) == 3
 
 
 def test_hostile_data_cannot_inject_headers_markup_or_formulas(warehouse, smtp_server):
     inbox, smtp = smtp_server
     publish_overdue(warehouse, HOSTILE)
     with psycopg.connect(warehouse) as conn:
-        messages = overdue_messages(conn, AS_OF, RECIPIENTS)
+        messages = manager_daily_messages(conn, AS_OF, RECIPIENTS)
     deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
     for message in inbox.messages:
         assert message["Bcc"] is None
@@ -126,24 +173,27 @@ def test_hostile_data_cannot_inject_headers_markup_or_formulas(warehouse, smtp_s
 
 
 def lookalike_lists(warehouse: str) -> list:
-    """The overdue lists and the finance summary of the lookalike customers: three messages."""
+    """The managers' messages, the finance manager's escalations and the finance summary of
+    the lookalike customers: four messages."""
     publish_overdue(warehouse, LOOKALIKES)
     with psycopg.connect(warehouse) as conn:
-        return overdue_messages(conn, AS_OF, RECIPIENTS) + [finance_summary_message(conn, AS_OF, RECIPIENTS)]
+        return manager_daily_messages(conn, AS_OF, RECIPIENTS) + [
+            finance_summary_message(conn, AS_OF, RECIPIENTS)
+        ]
 
 
 def test_smtp_down_then_up_delivers_every_message_exactly_once(warehouse, smtp_server):
     inbox, smtp = smtp_server
     messages = lookalike_lists(warehouse)
     down = deliver(warehouse, messages, Smtp("127.0.0.1", free_port(), timeout=2), RECIPIENTS.mail_from)
-    assert down.sent == 0 and len(down.failed) == 3
+    assert down.sent == 0 and len(down.failed) == 4
     assert rows(warehouse, "select distinct status from audit.alert_ledger") == [("failed",)]
     up = deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
     again = deliver(warehouse, messages, smtp, RECIPIENTS.mail_from)
-    assert (up.sent, again.sent, again.already_sent) == (3, 0, 3)
-    assert len(inbox.messages) == 3
-    assert len({m["Message-ID"] for m in inbox.messages}) == 3
-    assert scalar(warehouse, "select sum(attempts) from audit.alert_ledger") == 6
+    assert (up.sent, again.sent, again.already_sent) == (4, 0, 4)
+    assert len(inbox.messages) == 4
+    assert len({m["Message-ID"] for m in inbox.messages}) == 4
+    assert scalar(warehouse, "select sum(attempts) from audit.alert_ledger") == 8
 
 
 def test_two_deliveries_at_once_send_each_message_once(warehouse, smtp_server):
@@ -151,7 +201,7 @@ def test_two_deliveries_at_once_send_each_message_once(warehouse, smtp_server):
     messages = lookalike_lists(warehouse)
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda _: deliver(warehouse, messages, smtp, RECIPIENTS.mail_from), range(2)))
-    assert sum(r.sent for r in reports) == 3 and sum(r.already_sent for r in reports) == 3
+    assert sum(r.sent for r in reports) == 4 and sum(r.already_sent for r in reports) == 4
     assert sorted(m["Message-ID"] for m in inbox.messages) == sorted(m.message_id for m in messages)
 
 
@@ -182,15 +232,20 @@ def test_generated_data_end_to_end_one_message_per_manager_and_rerun_sends_nothi
     def listed_customers(message) -> set[str]:
         return {line.split(",")[1] for line in message.get_payload()[1].get_content().splitlines()[1:]}
 
-    for kind, mart in (("overdue invoices", "overdue_invoices"), ("Stop shipment", "stop_shipments")):
+    def attached_customers(message, prefix: str) -> set[str]:
+        (part,) = [p for p in message.iter_attachments() if p.get_filename().startswith(prefix)]
+        return {line.split(",")[0] for line in part.get_content().splitlines()[1:]}
+
+    # one message per manager: their overdue customers and their customers on stop, nobody else's
+    for prefix, mart in (("overdue_", "overdue_invoices"), ("stop_shipment_", "stop_shipments")):
         managers = rows(
             warehouse,
             f"select account_manager_email, array_agg(distinct customer_id) from marts.{mart} group by 1",
         )
         assert managers
         for manager_email, customers in managers:
-            (message,) = [m for m in inbox.messages if m["To"] == manager_email and kind in m["Subject"]]
-            assert listed_customers(message) == set(customers)
+            (message,) = [m for m in inbox.messages if m["To"] == manager_email]
+            assert attached_customers(message, prefix) == set(customers)
     (credit_control,) = [
         m for m in inbox.messages if m["To"] == "credit.control@example.com" and "Stop" in m["Subject"]
     ]

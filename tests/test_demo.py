@@ -35,15 +35,21 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_duplicates_nothing(kam_env, wa
     marts_before = scalar(warehouse, "select count(*) from marts.ar_open_items")
     assert marts_before > 0
     sent = scalar(warehouse, "select count(*) from audit.alert_ledger where status = 'sent'")
-    overdue_managers = scalar(
-        warehouse, "select count(distinct account_manager_email) from marts.overdue_invoices"
+    managers = scalar(
+        warehouse,
+        """select count(distinct lower(account_manager_email)) from (
+               select account_manager_email from marts.overdue_invoices
+               union all select account_manager_email from marts.stop_shipments
+               union all select account_manager_email from marts.credit_grades where is_review_due) lists""",
     )
     assert (
-        scalar(warehouse, "select count(*) from audit.alert_ledger where alert_type = 'overdue'")
-        == overdue_managers
+        scalar(warehouse, "select count(*) from audit.alert_ledger where alert_type = 'manager_daily'")
+        == managers
     )
     assert len(outbox(kam_env)) == sent
-    assert len(outbox(kam_env)) == sent > overdue_managers + 1  # + finance summary, stop lists, reviews due
+    assert (
+        len(outbox(kam_env)) == sent > managers + 1
+    )  # + finance summary, escalations, stop list, reviews due
 
     second = run_kam("demo", "--scale", "0.1", "--date", "2026-09-30", env=kam_env, program="kam-dev")
     assert second.returncode == 0, second.stdout[-4000:]

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from kam.alerts.delivery import Smtp, deliver
-from kam.alerts.overdue import overdue_messages
+from kam.alerts.manager_daily import manager_daily_messages
 from kam.ingest.files import Loader
 from kam.ingest.mappings import MappingError, load_mapping
 from kam.local.embedded_server import free_port
@@ -155,7 +155,7 @@ def test_addresses_are_normalised_and_a_broken_one_never_reaches_a_header(wareho
     )
     recipients = Recipients()
     with psycopg.connect(warehouse) as conn:
-        messages = overdue_messages(conn, AS_OF, recipients)
+        messages = manager_daily_messages(conn, AS_OF, recipients)
     deliver(warehouse, messages, smtp, recipients.mail_from)
     by_to = {m["To"]: m for m in inbox.messages}
     assert set(by_to) == {"am03@example.com", "finance@example.com"}
@@ -177,7 +177,7 @@ def test_a_recipient_the_server_refuses_is_recorded_as_refused_not_sent(warehous
         )
         recipients = Recipients()
         with psycopg.connect(warehouse) as conn:
-            messages = overdue_messages(conn, AS_OF, recipients)
+            messages = manager_daily_messages(conn, AS_OF, recipients)
         report = deliver(warehouse, messages, Smtp("127.0.0.1", controller.port), recipients.mail_from)
     finally:
         controller.stop()

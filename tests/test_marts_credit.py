@@ -57,6 +57,32 @@ def test_injected_over_limit_customers_are_on_the_stop_list(built_warehouse):
     assert scalar(url, "select count(*) from marts.stop_shipments where amount_over_limit <= 0") == 0
 
 
+def test_the_stop_list_tells_a_customer_over_its_line_from_one_without_a_line(built_warehouse):
+    url = built_warehouse["url"]
+    reasons = dict(
+        rows(
+            url,
+            """
+            select case when g.limit_pct > 0 then 'over_credit_limit' else 'cash_in_advance' end = s.stop_reason,
+                   count(*)
+            from marts.stop_shipments s join marts.credit_grades g using (customer_id) group by 1""",
+        )
+    )
+    assert reasons.get(False, 0) == 0 and reasons[True] > 0
+    assert set(r[0] for r in rows(url, "select distinct stop_reason from marts.stop_shipments")) == {
+        "over_credit_limit",
+        "cash_in_advance",
+    }
+    assert (
+        scalar(
+            url,
+            "select count(*) from marts.stop_shipments where stop_reason = 'cash_in_advance'"
+            " and stop_reason_detail not like 'cash in advance: grade %% has no credit line%%'",
+        )
+        == 0
+    )
+
+
 def test_weak_and_missing_financials_show_in_the_capital_score(built_warehouse):
     url = built_warehouse["url"]
     truth = ground_truth(built_warehouse)

@@ -77,3 +77,29 @@ def test_tier_history_is_published_with_the_run(built_warehouse):
         url, "select count(*) from marts.customer_tiers"
     )
     assert rows(url, "select distinct tier_change from marts.customer_tiers") == [("new",)]
+
+
+def test_the_order_gap_counts_from_the_last_standing_order(built_warehouse):
+    """Recomputed from raw orders: the last order placed by the as-of date and not cancelled
+    by then, and the gap flag against the usual interval between distinct order days."""
+    url, as_of = built_warehouse["url"], built_warehouse["as_of"]
+    mismatched = scalar(
+        url,
+        """
+        with standing as (
+            select distinct customer_id, order_date from raw.sales_orders
+            where order_date <= %(as_of)s and order_date > %(as_of)s::date - 730
+              and case when cancelled_date is not null then cancelled_date > %(as_of)s else status <> 'cancelled' end),
+        rhythm as (
+            select customer_id, max(order_date) as last_order_date,
+                   round((max(order_date) - min(order_date)) / nullif(count(*) - 1, 0.0), 1) as usual
+            from standing group by customer_id)
+        select count(*) from marts.customer_tiers t join rhythm using (customer_id)
+        where t.last_order_date is distinct from rhythm.last_order_date
+           or t.has_order_gap is distinct from coalesce(%(as_of)s - rhythm.last_order_date > (
+                select value from staging.policy_parameters where parameter = 'defection_order_gap_multiple')
+                * rhythm.usual, false)""",
+        {"as_of": as_of},
+    )
+    assert mismatched == 0
+    assert scalar(url, "select count(*) from marts.customer_tiers where last_order_date > %s", (as_of,)) == 0

@@ -184,7 +184,12 @@ class Generator:
         invoices = INVOICES_PER_SCALE * self.scale
         for c in customers:
             c.invoice_count = max(3, round(invoices * c.weight**0.6 / total))
+        contacts = self.rng("contacts")  # its own stream: the customers' other numbers stay as they were
         for c in customers:
+            chinese = not c.name[0].isascii()
+            surname = contacts.choice(
+                ("王", "李", "张", "刘", "陈") if chinese else ("Smith", "Chen", "Garcia", "Müller")
+            )
             parent = None
             if c.customer_type == "retail_chain" and rng.random() < 0.15:
                 parent = rng.choice(customers).customer_id
@@ -204,6 +209,10 @@ class Generator:
                 influence_rating=rng.randint(1, 5),
                 created_date=self.start - timedelta(days=rng.randrange(30, 2000)),
                 is_active="true",
+                contact_name=f"{surname}{'会计' if chinese else ' (accounts payable)'}",
+                contact_phone=f"+86 {contacts.randrange(130, 190)} {contacts.randrange(1000, 9999)} {contacts.randrange(1000, 9999)}",
+                contact_email=f"ap.{c.customer_id.lower()}@example.com",
+                language="zh-CN" if chinese else "en-US",
             )
         return customers
 

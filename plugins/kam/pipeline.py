@@ -456,9 +456,10 @@ def withdraw_day(
 def send_alerts(
     url: str, settings: Settings, as_of_date: date, smtp, progress: Callable[[str], None] = log.info
 ) -> dict:
-    """The overdue lists (one per account manager), the finance summary, the stop-shipment
-    lists (credit control and each affected manager) and the monthly reviews due, each sent once."""
-    from kam.alerts import finance_summary, overdue, reviews_due, stop_shipments
+    """Each account manager's daily message (overdue by customer, their stops and reviews
+    due), the finance manager's escalated customers, the finance summary, the stop-shipment
+    list to credit control and the monthly reviews due, each sent once."""
+    from kam.alerts import finance_summary, manager_daily, reviews_due, stop_shipments
     from kam.alerts.delivery import deliver
     from kam.alerts.lists import MartsNotPublished, require_published
 
@@ -474,7 +475,7 @@ def send_alerts(
         except MartsNotPublished as exc:
             raise StepFailed(str(exc)) from exc
         messages = [
-            *overdue.overdue_messages(conn, as_of_date, settings.recipients),
+            *manager_daily.manager_daily_messages(conn, as_of_date, settings.recipients),
             finance_summary.finance_summary_message(conn, as_of_date, settings.recipients),
             *stop_shipments.stop_shipment_messages(conn, as_of_date, settings.recipients),
         ]

@@ -31,11 +31,13 @@ class Recipients:
     finance_manager: tuple[str, ...] = ("finance.manager@example.com",)
     credit_control: tuple[str, ...] = ("credit.control@example.com",)
     data_engineering: tuple[str, ...] = ("data.engineering@example.com",)
+    body_rows: int = 50  # KAM_EMAIL_BODY_ROWS: invoice rows in a list's body; the CSV has all
 
     @classmethod
     def from_environment(cls) -> Recipients:
         return cls(
             mail_from=os.environ.get("KAM_MAIL_FROM", cls.mail_from),
+            body_rows=int(os.environ.get("KAM_EMAIL_BODY_ROWS", cls.body_rows)),
             finance=_addresses("KAM_FINANCE_EMAILS", ",".join(cls.finance)),
             finance_manager=_addresses("KAM_FINANCE_MANAGER_EMAILS", ",".join(cls.finance_manager)),
             credit_control=_addresses("KAM_CREDIT_CONTROL_EMAILS", ",".join(cls.credit_control)),

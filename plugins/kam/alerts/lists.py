@@ -1,5 +1,6 @@
-"""The lists account managers and credit control receive: a ListSpec says what a list
-reads from the published marts and how it reads; one module per alert type defines its own."""
+"""The lists credit control receives: a ListSpec says what a list reads from the published
+marts and how it reads; one module per alert type defines its own (the account managers'
+daily message is manager_daily's)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,7 @@ from decimal import Decimal
 
 import psycopg
 
-from kam.alerts.render import (
-    AlertMessage,
-    cells,
-    csv_attachment,
-    html_table,
-    money,
-    normalised_address,
-    page,
-    single_line,
-)
-from kam.settings import Recipients
+from kam.alerts.render import AlertMessage, cells, csv_attachment, html_table, money, page
 from kam.warehouse.publish import current_as_of
 
 UNASSIGNED = "(no account manager)"
@@ -83,42 +74,3 @@ def list_message(
         text=intro + "\n\n" + "\n".join(" | ".join(row) for row in table_rows),
         attachments=[(f"{spec.alert_type}_{as_of}.csv", csv_attachment(spec.columns, records), "text/csv")],
     )
-
-
-def manager_messages(
-    conn: psycopg.Connection,
-    spec: ListSpec,
-    as_of: date,
-    recipients: Recipients,
-    escalate_to: tuple[str, ...] = (),
-) -> list[AlertMessage]:
-    """One message per account manager with only that manager's rows, by address as mail
-    goes to it (AM03@Example.com and am03@example.com are one manager). Rows whose manager
-    address is missing or not one valid address go to the finance list, copied to data
-    engineering with the addresses to fix; `escalate_to` is copied when a row says so."""
-    by_manager: dict[str, list[tuple]] = {}
-    names: dict[str, str] = {}
-    escalated: set[str] = set()
-    unusable: set[str] = set()
-    for manager, address, escalate, *record in conn.execute(spec.query).fetchall():
-        key = normalised_address(address) or UNASSIGNED
-        if key == UNASSIGNED and address:
-            unusable.add(single_line(address, 120))
-        by_manager.setdefault(key, []).append(tuple(record))
-        names[key] = single_line(manager, 80) if key != UNASSIGNED else UNASSIGNED
-        if escalate:
-            escalated.add(key)
-    return [
-        list_message(
-            spec,
-            as_of,
-            (key,) if key != UNASSIGNED else recipients.finance,
-            names[key]
-            if key != UNASSIGNED or not unusable
-            else f"{UNASSIGNED}; addresses to fix in the ERP: {', '.join(sorted(unusable))}",
-            records,
-            cc=(escalate_to if key in escalated else ())
-            + (recipients.data_engineering if key == UNASSIGNED and unusable else ()),
-        )
-        for key, records in by_manager.items()
-    ]

@@ -93,10 +93,7 @@ open_orders as (
     left join shipped on orders.order_id = shipped.order_id
     where
         orders.order_date <= {{ as_of_date() }}
-        and case
-            when orders.cancelled_date is not null then orders.cancelled_date > {{ as_of_date() }}
-            else orders.order_status <> 'cancelled'
-        end
+        and {{ is_order_standing('orders') }}
         and case
             when invoicing.first_invoice_date is not null then invoicing.first_invoice_date > {{ as_of_date() }}
             else orders.order_status <> 'invoiced'

@@ -1,5 +1,6 @@
 -- What each customer bought: trailing-12-month revenue, volume, price and margin, the
--- recent window against the same window a year earlier, and its order rhythm.
+-- recent window against the same window a year earlier, and its last invoice (the order
+-- rhythm is int_customers__order_rhythm's).
 
 with
 
@@ -60,12 +61,7 @@ invoice_activity as (
             and invoices.invoice_date <= bounds.prior_year_as_of
         ) as revenue_same_window_last_year,
         max(invoices.invoice_date) filter (where invoices.invoice_date > bounds.rhythm_excluded)
-            as last_invoice_date,
-        (
-            max(invoices.invoice_date) filter (where invoices.invoice_date > bounds.rhythm_excluded)
-            - min(invoices.invoice_date) filter (where invoices.invoice_date > bounds.rhythm_excluded)
-        ) / nullif(count(*) filter (where invoices.invoice_date > bounds.rhythm_excluded) - 1, 0.0)
-            as usual_order_interval_days
+            as last_invoice_date
     from invoices
     cross join bounds
     where invoices.invoice_date > least(bounds.window_excluded, bounds.prior_year_excluded, bounds.rhythm_excluded)
@@ -118,8 +114,7 @@ final as (
         coalesce(credits_12m.quality_credits_12m, 0) / nullif(invoice_activity.gross_revenue_12m, 0) as quality_loss,
         coalesce(invoice_activity.revenue_recent_window, 0) as revenue_recent_window,
         coalesce(invoice_activity.revenue_same_window_last_year, 0) as revenue_same_window_last_year,
-        invoice_activity.last_invoice_date,
-        invoice_activity.usual_order_interval_days
+        invoice_activity.last_invoice_date
     from customers
     left join invoice_activity on customers.customer_id = invoice_activity.customer_id
     left join lines_12m on customers.customer_id = lines_12m.customer_id

@@ -1,4 +1,5 @@
--- Customers to stop shipping to today (暂停发货): exposure above the credit limit. With the
+-- Customers to stop shipping to today (暂停发货): exposure above the credit limit, told apart
+-- as a credit customer over its line or a customer without one (cash in advance). With the
 -- oldest overdue invoice and the date the stop began (credit_grades carries it from run to run).
 
 with
@@ -39,6 +40,14 @@ final as (
         grades.account_manager,
         grades.account_manager_email,
         grades.credit_grade,
+        -- a credit customer over its line, or one with no line that must prepay
+        case when grades.limit_pct > 0 then 'over_credit_limit' else 'cash_in_advance' end as stop_reason,
+        case
+            when grades.limit_pct > 0
+                then 'over the credit limit of ' || to_char(grades.credit_limit, 'FM999,999,999,990.00')
+                || ' by ' || to_char(grades.exposure - grades.credit_limit, 'FM999,999,999,990.00')
+            else 'cash in advance: grade ' || grades.credit_grade || ' has no credit line; ship only against prepayment'
+        end as stop_reason_detail,
         grades.credit_limit,
         grades.exposure,
         cast(grades.exposure - grades.credit_limit as numeric(18, 2)) as amount_over_limit,

@@ -112,6 +112,7 @@ assessed as (
         defection.is_key_account_not_visited,
         defection.last_visit_date,
         defection.last_invoice_date,
+        defection.last_order_date,
         previous.previous_tier,
         previous.previous_as_of_date,
         sell_through.is_inventory_piling,
@@ -193,6 +194,7 @@ final as (
         assessed.is_key_account_not_visited,
         assessed.last_visit_date,
         assessed.last_invoice_date,
+        assessed.last_order_date,
         latest_evaluations.last_evaluated_date,
         latest_evaluations.evaluated_tier,
         (

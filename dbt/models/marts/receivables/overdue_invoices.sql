@@ -1,5 +1,6 @@
 -- What the overdue emails send: every open invoice past its due date, with the escalation
--- level its days past due reach (escalation_levels seed).
+-- level its days past due reach (escalation_levels seed), whom to call at the customer, and
+-- when it last paid.
 
 with
 
@@ -12,6 +13,31 @@ open_items as (
 levels as (
 
     select * from {{ ref('escalation_levels') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_erp__customers') }}
+
+),
+
+payments as (
+
+    select * from {{ ref('int_billing__payments') }}
+    where payment_date <= {{ as_of_date() }}
+
+),
+
+last_payments as (
+
+    select distinct on (customer_id, company_id)
+        customer_id,
+        company_id,
+        payment_date as last_payment_date,
+        payment_amount as last_payment_amount
+    from payments
+    order by customer_id, company_id, payment_date desc, payment_id desc
 
 ),
 
@@ -38,28 +64,36 @@ escalated as (
 final as (
 
     select
-        as_of_date,
-        invoice_id,
-        invoice_number,
-        customer_id,
-        customer_name,
-        account_manager,
-        account_manager_email,
-        invoice_date,
-        installment_no,
-        installment_count,
-        due_date,
-        invoice_amount,
-        open_amount,
-        company_currency,
-        document_currency,
-        open_document_amount,
-        days_past_due,
-        aging_bucket,
-        escalation_level,
-        escalation_label,
-        copy_finance_manager
+        escalated.as_of_date,
+        escalated.invoice_id,
+        escalated.invoice_number,
+        escalated.customer_id,
+        escalated.customer_name,
+        escalated.account_manager,
+        escalated.account_manager_email,
+        customers.contact_name,
+        customers.contact_phone,
+        customers.contact_email,
+        last_payments.last_payment_date,
+        cast(last_payments.last_payment_amount as numeric(18, 2)) as last_payment_amount,
+        escalated.invoice_date,
+        escalated.installment_no,
+        escalated.installment_count,
+        escalated.due_date,
+        escalated.invoice_amount,
+        escalated.open_amount,
+        escalated.company_currency,
+        escalated.document_currency,
+        escalated.open_document_amount,
+        escalated.days_past_due,
+        escalated.aging_bucket,
+        escalated.escalation_level,
+        escalated.escalation_label,
+        escalated.copy_finance_manager
     from escalated
+    left join customers on escalated.customer_id = customers.customer_id
+    left join last_payments
+        on escalated.customer_id = last_payments.customer_id and escalated.company_id = last_payments.company_id
 
 )
 

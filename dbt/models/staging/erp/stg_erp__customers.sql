@@ -21,7 +21,11 @@ renamed as (
         payment_terms_days,
         influence_rating,
         created_date,
-        is_active
+        is_active,
+        contact_name,
+        contact_phone,
+        contact_email,
+        language
     from source
 
 )
