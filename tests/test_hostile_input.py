@@ -171,11 +171,10 @@ def test_a_recipient_the_server_refuses_is_recorded_as_refused_not_sent(warehous
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
-        publish_overdue(
-            warehouse,
-            [("C1", "Gone", "Gone", "gone@example.com", 70, 10)],  # escalated: the finance manager is copied
-        )
-        recipients = Recipients()
+        # a manager address that is not one address: the list goes to finance (here the refused
+        # mailbox), copied to data engineering with the address to fix
+        publish_overdue(warehouse, [("C1", "Gone", "Gone", "not an address", 20, 10)])
+        recipients = Recipients(finance=("gone@example.com",))
         with psycopg.connect(warehouse) as conn:
             messages = manager_daily_messages(conn, AS_OF, recipients)
         report = deliver(warehouse, messages, Smtp("127.0.0.1", controller.port), recipients.mail_from)
@@ -184,7 +183,7 @@ def test_a_recipient_the_server_refuses_is_recorded_as_refused_not_sent(warehous
     assert report.failed == [] and len(report.refused) == 1 and "gone@example.com (550" in report.refused[0]
     assert rows(
         warehouse, "select recipient, accepted, smtp_code from audit.alert_recipients order by recipient"
-    ) == [("finance.manager@example.com", True, 250), ("gone@example.com", False, 550)]
+    ) == [("data.engineering@example.com", True, 250), ("gone@example.com", False, 550)]
     assert rows(warehouse, "select last_error from audit.alert_ledger") == [("refused: gone@example.com",)]
     assert [m["To"] for m in inbox.messages] == [
         "gone@example.com"
