@@ -11,8 +11,10 @@ import psycopg
 import pytest
 
 from kam.alerts.delivery import Smtp, deliver
-from kam.alerts.finance_summary import finance_summary_message
+from kam.alerts.finance_summary import finance_summary_message, gate_failure_message
 from kam.alerts.manager_daily import manager_daily_messages
+from kam.alerts.reviews_due import reviews_due_message
+from kam.alerts.stop_shipments import stop_shipment_messages
 from kam.local.embedded_server import free_port
 from kam.local.mail_catcher import MailCatcher
 from kam.pipeline import StepFailed, send_alerts
@@ -148,6 +150,46 @@ def test_a_managers_daily_message_reads_as_groups_with_subtotals_in_a_browser(wa
             assert groups == ["C4", "C1", "C3"]  # the largest amount first
             assert "CNY 800.00" in subtotals[0][1]
     assert len(list((tmp_path / "screenshots").glob("*.png"))) == len(messages) == 3
+
+
+def test_every_email_type_renders_with_its_structure_in_a_browser(built_warehouse, tmp_path):
+    """Each kind of message the alerts send, from real marts, as a mail client shows it."""
+    url, settings = built_warehouse["url"], built_warehouse["settings"]
+    as_of = built_warehouse["as_of"]
+    with psycopg.connect(url) as conn:
+        daily = manager_daily_messages(conn, as_of, RECIPIENTS)
+        messages = {
+            "manager_daily": next(m for m in daily if m.alert_type == "manager_daily"),
+            "escalations": next(m for m in daily if m.alert_type == "escalations"),
+            "finance_summary": finance_summary_message(conn, as_of, RECIPIENTS),
+            "stop_shipment": stop_shipment_messages(conn, as_of, RECIPIENTS)[0],
+            "reviews_due": reviews_due_message(conn, as_of, RECIPIENTS),
+            "gate_failure": gate_failure_message(
+                as_of, "run-1", ["marts.ar_aging: a failed check"], RECIPIENTS
+            ),
+        }
+    stops = scalar(url, "select count(*) from marts.stop_shipments")
+    for kind, message in messages.items():
+        page = tmp_path / f"{kind}.html"
+        page.write_text(message.html, encoding="utf-8")
+        with Browser(tmp_path / f"profile-{kind}", width=1200, height=900) as browser:
+            browser.open(page.as_uri())
+            tables = browser.evaluate(
+                "[...document.querySelectorAll('table')].map(t => t.querySelectorAll('tr').length)"
+            )
+            text = browser.evaluate("document.body.innerText")
+            browser.screenshot(settings.home / "screenshots" / f"email_{kind}.png")
+            if kind in ("manager_daily", "escalations"):
+                groups = browser.evaluate("document.querySelectorAll('tr[data-customer]').length")
+                subtotals = browser.evaluate("document.querySelectorAll('tr[data-subtotal]').length")
+                assert groups == subtotals > 0, kind
+                assert browser.evaluate("document.querySelectorAll('[data-contact]').length") == groups
+        assert tables and all(rows_ > 1 for rows_ in tables), kind  # every table has a header and rows
+        if kind == "finance_summary":
+            assert tables[0] == 1 + 8 and "Total receivables" in text  # the headline figures come first
+        if kind == "stop_shipment":
+            assert tables == [1 + stops] and "cash in advance" in text and "over credit limit" in text
+    assert len(list((settings.home / "screenshots").glob("email_*.png"))) == 6
 
 
 def test_hostile_data_cannot_inject_headers_markup_or_formulas(warehouse, smtp_server):
