@@ -10,17 +10,19 @@ import shutil
 import subprocess
 import threading
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
 import yaml
 
 from kam.docs import build_docs, docs_server, documented_marts
+from kam.local.runner import ui_passwords_file
 from kam.report import build_report
-from kam.settings import PROJECT_DIR
+from kam.settings import PROJECT_DIR, Settings
 from kam.warehouse.roles import bi_url, ensure_bi_role
 from tests.browser import Browser
-from tests.conftest import rows, scalar
+from tests.conftest import rows, run_kam, scalar
 
 MART_PROPERTIES = sorted((PROJECT_DIR / "dbt" / "models" / "marts").rglob("_*__models.yml"))
 # a column entry holds these keys; any other is the tail of a description cut at a comma by
@@ -265,6 +267,16 @@ def test_the_report_reads_in_ten_seconds_in_a_real_browser(built_warehouse, tmp_
     assert shot.stat().st_size > 20_000
 
 
+def test_the_airflow_admin_password_comes_from_the_environment(kam_env, tmp_path):
+    env = dict(kam_env, AIRFLOW_ADMIN_PASSWORD="from-dot-env")
+    run_kam("ui", "--write-password", env=env, check=True)
+    settings = Settings(
+        home=Path(kam_env["KAM_HOME"]), project_dir=PROJECT_DIR, warehouse_url=None, warehouse_port=None
+    )
+    assert json.loads(ui_passwords_file(settings).read_text()) == {"admin": "from-dot-env"}
+    assert oct(ui_passwords_file(settings).stat().st_mode & 0o777) == "0o600"
+
+
 def test_kam_docs_describe_the_published_marts_with_lineage_and_serve_on_loopback(built_warehouse):
     url, settings = built_warehouse["url"], built_warehouse["settings"]
     docs_dir = build_docs(url, settings, built_warehouse["as_of"], progress=lambda m: None)
@@ -322,6 +334,17 @@ def test_the_compose_file_is_a_valid_deployment():
     ):
         assert name in services and "healthcheck" in services[name], name
     assert services["warehouse"]["image"].startswith("postgres:16")
+    airflow_env = document["x-airflow-common"]["environment"]
+    # the scheduler's health check calls what the scheduler serves only when enabled
+    assert "8974/health" in str(services["airflow-scheduler"]["healthcheck"]["test"])
+    assert airflow_env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
+    assert airflow_env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
+    # the admin's password from .env goes where the simple auth manager reads it
+    home = Settings(
+        home=Path(airflow_env["KAM_HOME"]), project_dir=PROJECT_DIR, warehouse_url=None, warehouse_port=None
+    )
+    assert airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(ui_passwords_file(home))
+    assert "kam ui --write-password" in " ".join(services["airflow-init"]["command"])
     for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
@@ -331,7 +354,13 @@ def test_the_compose_file_is_a_valid_deployment():
         for dependency in service.get("depends_on", {}):
             assert dependency in services
     text = compose_file.read_text()
-    secrets = re.findall(r"^\s*\w*(?:PASSWORD|SECRET)\w*:\s*(\S+)\s*$", text, flags=re.MULTILINE)
+    secrets = [  # a *_FILE setting names where a secret is kept, not the secret
+        value
+        for name, value in re.findall(
+            r"^\s*(\w*(?:PASSWORD|SECRET)\w*):\s*(\S+)\s*$", text, flags=re.MULTILINE
+        )
+        if not name.endswith("_FILE")
+    ]
     url_credentials = re.findall(r"://[^:/\s]+:([^@\s]+)@", text)
     assert secrets and url_credentials
     assert all(value.startswith("${") for value in secrets + url_credentials), "secrets come from .env only"

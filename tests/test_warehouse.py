@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from kam.local.embedded_server import SERVER_USER_WHEN_ROOT, EmbeddedServer, pg_bin
 from kam.warehouse.bootstrap import bootstrap
 from kam.warehouse.connect import connect
-from tests.conftest import rows, run_kam
+from kam.warehouse.roles import bi_url
+from tests.conftest import make_settings, rows, run_kam
 
 
 def test_embedded_warehouse_lifecycle_under_its_own_kam_home(tmp_path, monkeypatch):
@@ -46,9 +48,24 @@ def test_embedded_warehouse_lifecycle_under_its_own_kam_home(tmp_path, monkeypat
 def test_external_warehouse_url_is_used_and_no_embedded_server_starts(tmp_path, warehouse, monkeypatch):
     monkeypatch.setenv("KAM_HOME", str(tmp_path / "external"))
     monkeypatch.setenv("KAM_WAREHOUSE_URL", warehouse)
+    role = f"kam_bi_external_{tmp_path.name[-8:].replace('-', '_')}".lower()
+    monkeypatch.setenv("KAM_BI_ROLE", role)
+    monkeypatch.setenv("KAM_BI_PASSWORD", "from-the-env-file")
     assert run_kam("warehouse", "url", check=True).stdout.strip() == warehouse
     run_kam("warehouse", "start", check=True)
     assert not (tmp_path / "external" / "warehouse").exists()
+    # the BI role comes up with the warehouse, with the password the deployment gave it
+    try:
+        with connect(bi_url(warehouse, make_settings(tmp_path / "external", warehouse))) as conn:
+            assert conn.execute("select current_user").fetchone()[0] == role
+            assert not conn.execute("select has_schema_privilege('raw', 'usage')").fetchone()[0]
+    finally:
+        with connect(warehouse, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("grant {0} to current_user; drop owned by {0}; drop role {0}").format(
+                    sql.Identifier(role)
+                )
+            )
 
 
 def test_bootstrap_replaces_an_earlier_warehouses_btree_batch_index_with_brin(warehouse):

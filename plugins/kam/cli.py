@@ -64,7 +64,6 @@ def _refused_future(as_of: date, settings: Settings) -> bool:
 
 
 def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.warehouse.bootstrap import bootstrap
     from kam.warehouse.connect import mask_url
     from kam.warehouse.server import embedded_server, ready_warehouse, warehouse_url
 
@@ -73,7 +72,7 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
             f"KAM_WAREHOUSE_URL is set ({mask_url(settings.warehouse_url)}); the embedded server is not used."
         )
         if args.action == "start":
-            bootstrap(settings.warehouse_url)
+            ready_warehouse(settings)  # schemas, raw contract and the BI role, as on the embedded server
         return 0
     server = embedded_server(settings)
     if args.action == "start":
@@ -318,9 +317,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
-    from kam.local.runner import serve_ui
+    from kam.local.runner import serve_ui, ui_password, ui_passwords_file
     from kam.warehouse.server import ready_warehouse
 
+    if args.write_password:
+        ui_password(settings)
+        _say(f"the Airflow admin's password is in {ui_passwords_file(settings)}")
+        return 0
     return serve_ui(settings, ready_warehouse(settings), args.port, progress=_say)
 
 
@@ -382,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="Airflow's UI for the embedded instance, on 127.0.0.1")
     p.add_argument("--port", type=int, help="default: KAM_UI_PORT, else a free port")
+    p.add_argument(
+        "--write-password",
+        action="store_true",
+        help="write the admin's password (AIRFLOW_ADMIN_PASSWORD, else generated) where Airflow reads it, and stop",
+    )
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("report", help="write the HTML report of the published marts under KAM_HOME/report")

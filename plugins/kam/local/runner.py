@@ -32,13 +32,14 @@ def ui_passwords_file(settings: Settings) -> Path:
 
 
 def ui_password(settings: Settings) -> str:
-    """The UI admin's password: generated once (mode 0600), in the file Airflow's simple auth
-    manager reads, so `kam ui` can say it."""
+    """The UI admin's password: AIRFLOW_ADMIN_PASSWORD (a deployment's .env), else generated
+    once; kept (mode 0600) in the file Airflow's simple auth manager reads, so `kam ui` can say it."""
     path = ui_passwords_file(settings)
-    if path.exists():
+    wanted = os.environ.get("AIRFLOW_ADMIN_PASSWORD")
+    if path.exists() and (not wanted or json.loads(path.read_text())[UI_USER] == wanted):
         return json.loads(path.read_text())[UI_USER]
     path.parent.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(12)
+    password = wanted or secrets.token_urlsafe(12)
     path.write_text(json.dumps({UI_USER: password}))
     path.chmod(0o600)
     return password
