@@ -43,7 +43,7 @@ DESIGN_TABLES = {
 # DESIGN §4's additions (December 2026): optional, so files made before them keep loading.
 MONEY_ROW = "company_id currency company_amount"
 DESIGN_ADDITIONS = {
-    "customers": "contact_name contact_phone contact_email language",  # contact and language (DESIGN §4)
+    "customers": "contact_name contact_phone contact_email language last_credit_review_date",
     "sales_orders": "cancelled_date company_id",
     "invoices": "company_id company_amount",  # the design's invoices had a currency already
     "credit_notes": MONEY_ROW,

@@ -110,3 +110,25 @@ def test_grade_history_supports_a_transition_matrix(built_warehouse):
         (as_of,),
     )
     assert sum(n for _, _, n in matrix) == scalar(url, "select count(*) from marts.credit_grades")
+
+
+def test_reviews_due_are_those_the_recorded_reviews_make_due(built_warehouse):
+    """Before any history, the cadence counts from the review the ERP recorded: the list is
+    the customers really due (key accounts every six months, others yearly), not everyone."""
+    url, as_of = built_warehouse["url"], built_warehouse["as_of"]
+    due = {r[0] for r in rows(url, "select customer_id from marts.credit_grades where is_review_due")}
+    expected = {
+        r[0]
+        for r in rows(
+            url,
+            """
+            select c.customer_id from raw.customers c join marts.customer_tiers t using (customer_id)
+            where c.last_credit_review_date + make_interval(months => case when t.tier = 'A' then 6 else 12 end)
+                  <= %(as_of)s::date + (select value::int from staging.policy_parameters
+                                        where parameter = 'review_due_notice_days')""",
+            {"as_of": as_of},
+        )
+    }
+    assert due == expected
+    customers = scalar(url, "select count(*) from marts.credit_grades")
+    assert 0 < len(due) <= 0.35 * customers

@@ -185,7 +185,18 @@ class Generator:
         for c in customers:
             c.invoice_count = max(3, round(invoices * c.weight**0.6 / total))
         contacts = self.rng("contacts")  # its own stream: the customers' other numbers stay as they were
+        reviews = self.rng("reviews")
+        # credit control keeps to its cadence (key accounts, the largest, every six months, others yearly):
+        # one customer in ten is behind
+        key_weight = sorted((c.weight for c in customers), reverse=True)[max(len(customers) // 5 - 1, 0)]
         for c in customers:
+            cadence_days = 182 if c.weight >= key_weight else 365
+            behind = reviews.random() < 0.1
+            reviewed_days_ago = (
+                reviews.randrange(cadence_days + 10, cadence_days + 200)
+                if behind
+                else reviews.randrange(0, cadence_days - 30)
+            )
             chinese = not c.name[0].isascii()
             surname = contacts.choice(
                 ("王", "李", "张", "刘", "陈") if chinese else ("Smith", "Chen", "Garcia", "Müller")
@@ -213,6 +224,7 @@ class Generator:
                 contact_phone=f"+86 {contacts.randrange(130, 190)} {contacts.randrange(1000, 9999)} {contacts.randrange(1000, 9999)}",
                 contact_email=f"ap.{c.customer_id.lower()}@example.com",
                 language="zh-CN" if chinese else "en-US",
+                last_credit_review_date=self.end - timedelta(days=reviewed_days_ago),
             )
         return customers
 

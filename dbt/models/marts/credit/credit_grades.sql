@@ -128,12 +128,16 @@ assessed as (
         grading.collateral_value,
         last_published.previous_grade,
         -- a new grade is a review today; else the last published run's review date holds
-        -- (before any history: when the account was opened)
+        -- (before any history: the review the ERP recorded, else when the account was opened)
         case
             when last_published.previous_grade is distinct from grading.credit_grade and last_published.previous_grade is not null
                 then {{ as_of_date() }}
             else coalesce(
-                last_published.previous_review_date, grade_began.grade_since_date, customers.created_date, {{ as_of_date() }}
+                last_published.previous_review_date,
+                grade_began.grade_since_date,
+                case when customers.last_credit_review_date <= {{ as_of_date() }} then customers.last_credit_review_date end,
+                customers.created_date,
+                {{ as_of_date() }}
             )
         end as last_review_date,
         case when pareto.tier = 'A' then {{ policy('credit_review_months_key_account') }}

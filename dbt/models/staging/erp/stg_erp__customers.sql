@@ -25,7 +25,8 @@ renamed as (
         contact_name,
         contact_phone,
         contact_email,
-        language
+        language,
+        last_credit_review_date
     from source
 
 )
